@@ -1,0 +1,156 @@
+"""`tfm`: the command line. Each sub-command reuses Model Garden's flags and drivers.
+
+    tfm train_experiment --experiment=NAME --mode=MODE --model_dir=DIR [Model Garden flags]
+    tfm export --experiment=NAME --model_dir=DIR --export_dir=DIR [--checkpoint_path=CKPT]
+    tfm convert_checkpoint --from=hf|tf1 --input=PATH --output=DIR
+
+`train_experiment` is `official.nlp.train.main` with our experiments registered, so its flags
+(`--config_file`, `--params_override`, `--gin_file`, `--gin_params`, `--tpu`, ...) mean exactly
+what they mean for Model Garden's own trainer.
+"""
+
+import os
+import sys
+import types
+from typing import Callable, Dict, List, Optional
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def _train_experiment(argv: List[str]):
+  from official.common import flags as tfm_flags  # pylint: disable=g-import-not-at-top
+  from official.nlp import train  # pylint: disable=g-import-not-at-top
+  import registry  # pylint: disable=g-import-not-at-top,unused-import
+
+  tfm_flags.define_flags()
+  flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
+  app.run(train.main, argv=argv)
+
+
+def _define_export_flags():
+  flags.DEFINE_string('experiment', None, 'Registered experiment name, e.g. bert_mrpc.')
+  flags.DEFINE_string('model_dir', None,
+                      'Training directory: its params.yaml and checkpoints are used.')
+  flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel.')
+  flags.DEFINE_string('checkpoint_path', None,
+                      'Checkpoint prefix or directory. Default: model_dir/best_ckpt if the '
+                      'trainer kept a best checkpoint, else the latest in model_dir.')
+  flags.DEFINE_multi_string('config_file', None, 'YAML files applied after params.yaml.')
+  flags.DEFINE_string('params_override', None, 'YAML/JSON string applied last.')
+  flags.DEFINE_bool('trim_padding', True,
+                    'Pad each request batch to its longest pair instead of seq_length.')
+  flags.mark_flags_as_required(['experiment', 'model_dir', 'export_dir'])
+
+
+class _ParserFlags(types.SimpleNamespace):
+  """The flag values `train_utils.ExperimentParser` reads, without defining absl flags."""
+
+  def __contains__(self, name):
+    return hasattr(self, name)
+
+
+def export_params(experiment: str, model_dir: str, config_files: Optional[List[str]] = None,
+                  params_override: Optional[str] = None):
+  """The experiment config as trained: registered defaults <- params.yaml <- files <- override."""
+  from official.core import train_utils  # pylint: disable=g-import-not-at-top
+  import registry  # pylint: disable=g-import-not-at-top,unused-import
+
+  saved = os.path.join(model_dir, 'params.yaml')
+  files = ([saved] if os.path.exists(saved) else []) + list(config_files or [])
+  parser_flags = _ParserFlags(
+      experiment=experiment, config_file=files, params_override=params_override, tpu=None,
+      tf_data_service=None, tf_data_service_job_name=None)
+  params = train_utils.ExperimentParser(parser_flags).parse()
+  params.validate()
+  params.lock()
+  return params
+
+
+def default_export_checkpoint(model_dir: str, best_subdir: str) -> str:
+  """The best checkpoint kept by the trainer if any, else the latest in model_dir."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  best = os.path.join(model_dir, best_subdir) if best_subdir else ''
+  for directory in ([best] if best else []) + [model_dir]:
+    if directory and tf.train.latest_checkpoint(directory):
+      return tf.train.latest_checkpoint(directory)
+  raise FileNotFoundError(f'--model_dir={model_dir!r} holds no checkpoint to export')
+
+
+def _export_main(_):
+  from official.core import task_factory  # pylint: disable=g-import-not-at-top
+  from mrpc_task import export  # pylint: disable=g-import-not-at-top
+
+  params = export_params(FLAGS.experiment, FLAGS.model_dir, FLAGS.config_file,
+                         FLAGS.params_override)
+  checkpoint = FLAGS.checkpoint_path or default_export_checkpoint(
+      FLAGS.model_dir, params.trainer.best_checkpoint_export_subdir)
+  task = task_factory.get_task(params.task, logging_dir=FLAGS.model_dir)
+  path = export.export_model(params.task, task.build_model(), FLAGS.export_dir, checkpoint,
+                             trim_padding=FLAGS.trim_padding)
+  print(f'Exported {checkpoint} to {path}')
+
+
+def _export(argv: List[str]):
+  _define_export_flags()
+  app.run(_export_main, argv=argv)
+
+
+def _define_convert_flags():
+  flags.DEFINE_enum('from', None, ['hf', 'tf1'], 'Checkpoint format to convert from.')
+  flags.DEFINE_string('input', None,
+                      'hf: folder with config.json + model.safetensors (+ vocab.txt). '
+                      'tf1: checkpoint prefix, with bert_config.json and vocab.txt beside it.')
+  flags.DEFINE_string('output', None, 'Output folder: encoder checkpoint, config, vocab.')
+  flags.mark_flags_as_required(['from', 'input', 'output'])
+
+
+def _convert_main(_):
+  from mrpc_task import checkpoint_conversion  # pylint: disable=g-import-not-at-top
+
+  source = FLAGS['from'].value
+  if source == 'hf':
+    encoder_config = checkpoint_conversion.convert_hf(FLAGS.input, FLAGS.output)
+  else:
+    folder = os.path.dirname(FLAGS.input)
+    encoder_config = checkpoint_conversion.convert_tf1(
+        FLAGS.input, os.path.join(folder, 'bert_config.json'),
+        os.path.join(folder, 'vocab.txt'), FLAGS.output)
+  print(f'Wrote {os.path.join(FLAGS.output, "encoder")} (+ bert_config.json, vocab.txt).')
+  print('Use it with:')
+  print(f'  task.init_checkpoint: {os.path.join(FLAGS.output, "encoder")}')
+  print('  task.model.encoder:')
+  print('    type: bert')
+  print('    bert:')
+  for key, value in encoder_config.get().as_dict().items():
+    print(f'      {key}: {value}')
+
+
+def _convert(argv: List[str]):
+  _define_convert_flags()
+  app.run(_convert_main, argv=argv)
+
+
+COMMANDS: Dict[str, Callable[[List[str]], None]] = {
+    'train_experiment': _train_experiment,
+    'export': _export,
+    'convert_checkpoint': _convert,
+}
+
+
+def main(argv: Optional[List[str]] = None):
+  """Dispatches `tfm COMMAND [flags]` to the command's absl app."""
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] not in COMMANDS:
+    print(__doc__.split('\n\n')[1], file=sys.stderr)
+    print(f'commands: {", ".join(COMMANDS)}', file=sys.stderr)
+    return 2
+  command = argv[1]
+  COMMANDS[command]([f'{os.path.basename(argv[0])} {command}'] + argv[2:])
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

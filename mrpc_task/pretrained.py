@@ -1,0 +1,123 @@
+"""Restoring a pretrained encoder: from a checkpoint, or from a Hugging Face folder via a cache.
+
+A checkpoint that does not fit the encoder config must fail before training, naming what did
+not match: a silently half-restored encoder trains, but to a much worse model.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+from absl import logging
+import tensorflow as tf
+
+CACHE_ENV = 'MRPC_TASK_CACHE'
+
+
+class CheckpointMismatchError(ValueError):
+  """The checkpoint and the encoder config disagree; the message lists the differences."""
+
+
+def cache_dir() -> str:
+  """Where converted checkpoints live: $MRPC_TASK_CACHE, else ~/.cache/mrpc_task."""
+  return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'mrpc_task')
+
+
+def resolve_checkpoint(path: str) -> str:
+  """A checkpoint prefix from a prefix or a directory; fails clearly when there is none."""
+  prefix = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
+  if not prefix or not tf.io.gfile.exists(prefix + '.index'):
+    raise FileNotFoundError(
+        f'init_checkpoint={path!r}: no checkpoint there (expected PREFIX.index, or a directory '
+        'with a `checkpoint` file)')
+  return prefix
+
+
+def restore_encoder(encoder: tf.Module, path: str, key: str = 'task.init_checkpoint') -> str:
+  """Restores `tf.train.Checkpoint(encoder=...)` into `encoder`, every variable or nothing.
+
+  Args:
+    encoder: a built encoder (its variables exist).
+    path: checkpoint prefix or directory.
+    key: config key to name in errors.
+
+  Returns:
+    The checkpoint prefix that was restored.
+
+  Raises:
+    FileNotFoundError: there is no checkpoint at `path`.
+    CheckpointMismatchError: a variable has no value in the checkpoint, a value has the wrong
+      shape, or the checkpoint holds encoder values the encoder has no variable for.
+  """
+  prefix = resolve_checkpoint(path)
+  checkpoint = tf.train.Checkpoint(encoder=encoder)
+  try:
+    checkpoint.read(prefix).assert_consumed()
+  except (AssertionError, ValueError) as e:
+    raise CheckpointMismatchError(
+        f'{key}={prefix!r} does not fit the encoder of task.model.encoder '
+        f'({type(encoder).__name__}, {len(encoder.variables)} variables): {e}') from None
+  logging.info('Restored the encoder from %s', prefix)
+  return prefix
+
+
+def converted_hf_checkpoint(hf_dir: str) -> str:
+  """Converts a Hugging Face BERT folder once; later calls reuse the cached conversion.
+
+  The cache key is a hash of config.json and model.safetensors, so a changed model converts
+  again. Conversion writes to a temporary folder renamed into place, so an interrupted run
+  never leaves a half-written cache entry.
+
+  Args:
+    hf_dir: folder with config.json and model.safetensors.
+
+  Returns:
+    The prefix of the converted encoder checkpoint.
+  """
+  from mrpc_task import checkpoint_conversion  # pylint: disable=g-import-not-at-top
+  digest = hashlib.sha256()
+  for name in ('config.json', 'model.safetensors'):
+    path = os.path.join(hf_dir, name)
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'task.init_from_hf={hf_dir!r}: {name} is missing')
+    with open(path, 'rb') as f:
+      for block in iter(lambda: f.read(1 << 20), b''):
+        digest.update(block)
+  target = os.path.join(cache_dir(), 'hf-' + digest.hexdigest()[:16])
+  if not os.path.exists(os.path.join(target, 'encoder.index')):
+    os.makedirs(cache_dir(), exist_ok=True)
+    staging = tempfile.mkdtemp(dir=cache_dir(), prefix='.converting-')
+    try:
+      checkpoint_conversion.convert_hf(hf_dir, staging)
+      try:
+        os.rename(staging, target)
+      except OSError:  # Another process finished first; keep its copy.
+        pass
+    finally:
+      shutil.rmtree(staging, ignore_errors=True)
+    logging.info('Converted %s into %s', hf_dir, target)
+  return os.path.join(target, 'encoder')
+
+
+def check_encoder_config(checkpoint_prefix: str, encoder_config: dict):
+  """Fails when a converted checkpoint's bert_config.json differs from the task's encoder.
+
+  Shapes are caught by restoring; this catches what shapes cannot show, such as the activation
+  or dropout, naming every differing key.
+  """
+  path = os.path.join(os.path.dirname(checkpoint_prefix), 'bert_config.json')
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    converted = json.load(f)
+  differences = [
+      f'{key}: checkpoint {converted[key]!r}, config {encoder_config.get(key)!r}'
+      for key in sorted(converted) if key in encoder_config and encoder_config[key] != converted[key]
+      and key not in ('hidden_dropout_prob', 'attention_dropout_prob', 'dropout_rate',
+                      'attention_dropout_rate')
+  ]
+  if differences:
+    raise CheckpointMismatchError(
+        f'task.model.encoder.bert differs from {path}: ' + '; '.join(differences))

@@ -1,0 +1,73 @@
+"""The Model Garden Task: sentence-pair classification with a BERT classifier.
+
+Only the Task's hook methods live here; reading data, scoring and checkpoint handling are in
+their own modules. `train_lib.run_experiment` and Orbit drive it.
+"""
+
+from typing import Optional
+
+import tensorflow as tf
+import tf_keras
+from official.core import base_task
+from official.core import task_factory
+from official.modeling import tf_utils
+from official.nlp.configs import encoders
+from official.nlp.modeling import models
+
+from mrpc_task import configs
+from mrpc_task import data
+from mrpc_task import metrics as metrics_lib
+from mrpc_task import pretrained
+
+
+@task_factory.register_task_cls(configs.SentencePairTaskConfig)
+class SentencePairTask(base_task.Task):
+  """Fine-tunes a BERT-family encoder to classify sentence pairs (MRPC: paraphrase or not)."""
+
+  def __init__(self, params: configs.SentencePairTaskConfig, logging_dir: Optional[str] = None,
+               name: Optional[str] = None):
+    params.validate()
+    super().__init__(params, logging_dir=logging_dir, name=name)
+
+  def build_model(self) -> tf_keras.Model:
+    model_config = self.task_config.model
+    encoder = encoders.build_encoder(model_config.encoder)
+    return models.BertClassifier(
+        network=encoder,
+        num_classes=model_config.num_classes,
+        initializer=tf_keras.initializers.TruncatedNormal(
+            stddev=model_config.encoder.get().initializer_range),
+        dropout_rate=model_config.dropout_rate,
+        use_encoder_pooler=model_config.use_encoder_pooler)
+
+  def initialize(self, model: tf_keras.Model):
+    """Restores the pretrained encoder; Orbit calls this only when model_dir has no checkpoint."""
+    config = self.task_config
+    if config.init_from_hf:
+      prefix = pretrained.converted_hf_checkpoint(config.init_from_hf)
+      pretrained.check_encoder_config(prefix, config.model.encoder.get().as_dict())
+      pretrained.restore_encoder(model.checkpoint_items['encoder'], prefix, 'task.init_from_hf')
+    elif config.init_checkpoint:
+      pretrained.restore_encoder(model.checkpoint_items['encoder'], config.init_checkpoint)
+
+  def build_inputs(self, params: configs.SentencePairDataConfig,
+                   input_context: Optional[tf.distribute.InputContext] = None):
+    return data.build_dataset(params, input_context)
+
+  def build_losses(self, labels, model_outputs, aux_losses=None) -> tf.Tensor:
+    """Mean sparse categorical cross-entropy from logits (float32 under mixed precision)."""
+    loss = tf_keras.losses.sparse_categorical_crossentropy(
+        labels, tf.cast(model_outputs, tf.float32), from_logits=True)
+    loss = tf_utils.safe_mean(loss)
+    if aux_losses:
+      loss += tf.add_n(aux_losses)
+    return loss
+
+  def build_metrics(self, training: Optional[bool] = None):
+    del training
+    return metrics_lib.pair_classification_metrics(
+        self.task_config.model.num_classes, self.task_config.positive_class_id)
+
+  def process_metrics(self, metrics, labels, model_outputs, **kwargs):
+    for metric in metrics:
+      metric.update_state(labels, model_outputs)

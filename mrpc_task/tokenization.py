@@ -1,0 +1,61 @@
+"""Raw sentence pairs -> BERT inputs, in the TensorFlow graph.
+
+One `SentencePairPreprocessor` serves both the input pipeline and the exported SavedModel, so
+training and serving cannot tokenize differently. It is Model Garden's
+`FastWordpieceBertTokenizer` (tensorflow-text's fast WordPiece) followed by `BertPackInputs`.
+
+Truncation: `BertPackInputs` trims round-robin, one word piece at a time from each segment in
+turn, so when a pair is too long both sentences keep a share (the shorter one keeps all of its
+pieces if it fits in half the budget) and `[CLS]`, both `[SEP]`s are always kept.
+"""
+
+import tensorflow as tf
+from official.nlp.modeling import layers
+
+
+class SentencePairPreprocessor(tf.Module):
+  """Tokenizes and packs batches of (sentence1, sentence2) strings."""
+
+  def __init__(self, *, vocab_file: str, lower_case: bool, seq_length: int):
+    """Builds the tokenizer and packer.
+
+    Args:
+      vocab_file: WordPiece vocab, one token per line; must hold [CLS], [SEP], [PAD], [MASK].
+      lower_case: lower-case and strip accents before WordPiece (uncased models).
+      seq_length: length of every packed sequence, special tokens included.
+
+    Raises:
+      FileNotFoundError: `vocab_file` does not exist.
+    """
+    super().__init__(name='sentence_pair_preprocessor')
+    if not tf.io.gfile.exists(vocab_file):
+      raise FileNotFoundError(f'vocab_file={vocab_file!r} does not exist')
+    self.tokenizer = layers.FastWordpieceBertTokenizer(
+        vocab_file=vocab_file, lower_case=lower_case)
+    self.special_tokens = self.tokenizer.get_special_tokens_dict()
+    self.seq_length = seq_length
+    self.packer = layers.BertPackInputs(
+        seq_length=seq_length, special_tokens_dict=self.special_tokens)
+
+  @property
+  def vocab_size(self) -> int:
+    return int(self.special_tokens['vocab_size'])
+
+  def tokenize(self, sentences: tf.Tensor) -> tf.RaggedTensor:
+    """Strings [batch] -> word-piece ids, ragged [batch, words, pieces]."""
+    return self.tokenizer(sentences)
+
+  def __call__(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> dict:
+    """Strings [batch] x 2 -> `input_word_ids`, `input_mask`, `input_type_ids`, int32 [batch, seq]."""
+    return self.packer([self.tokenize(sentence1), self.tokenize(sentence2)])
+
+
+def trim_to_longest(features: dict) -> dict:
+  """Drops the padding columns every row of a packed batch shares.
+
+  The encoder masks padding, so logits do not change; a batch of short pairs then costs only
+  its own length. Keeps at least 3 columns, so an empty batch still has a valid shape.
+  """
+  lengths = tf.reduce_sum(tf.cast(features['input_mask'], tf.int32), axis=-1)
+  longest = tf.maximum(tf.reduce_max(tf.concat([lengths, [3]], axis=0)), 3)
+  return {name: value[:, :longest] for name, value in features.items()}

