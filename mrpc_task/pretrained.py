@@ -10,8 +10,14 @@ import os
 import shutil
 import tempfile
 
+from typing import Dict, List, Tuple
+
 from absl import logging
 import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+# Where a TF2 checkpoint keeps its object graph: it maps checkpoint keys to variable names.
+_OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 
 CACHE_ENV = 'MRPC_TASK_CACHE'
 
@@ -49,18 +55,65 @@ def restore_encoder(encoder: tf.Module, path: str, key: str = 'task.init_checkpo
   Raises:
     FileNotFoundError: there is no checkpoint at `path`.
     CheckpointMismatchError: a variable has no value in the checkpoint, a value has the wrong
-      shape, or the checkpoint holds encoder values the encoder has no variable for.
+      shape, or the checkpoint holds encoder values the encoder has no variable for; the
+      message names each of them.
   """
   prefix = resolve_checkpoint(path)
-  checkpoint = tf.train.Checkpoint(encoder=encoder)
+  status = None
   try:
-    checkpoint.read(prefix).assert_consumed()
-  except (AssertionError, ValueError) as e:
+    status = tf.train.Checkpoint(encoder=encoder).read(prefix)
+    status.assert_consumed()
+  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+    if status is not None:
+      status.expect_partial()  # The error below reports the misfit; no second warning.
+    problems = _describe_mismatch(prefix, encoder)
+    detail = '; '.join(problems) if problems else str(e)[:2000]
     raise CheckpointMismatchError(
-        f'{key}={prefix!r} does not fit the encoder of task.model.encoder '
-        f'({type(encoder).__name__}, {len(encoder.variables)} variables): {e}') from None
+        f'{key}={prefix!r} does not fit the encoder of task.model.encoder: {detail}') from None
   logging.info('Restored the encoder from %s', prefix)
   return prefix
+
+
+def _checkpoint_variable_shapes(
+    checkpoint_prefix: str) -> Dict[str, Tuple[int, ...]]:
+  """Returns variable full name -> shape of `encoder` in a TF2 checkpoint."""
+  reader = tf.train.load_checkpoint(checkpoint_prefix)
+  shapes = reader.get_variable_to_shape_map()
+  if _OBJECT_GRAPH_KEY not in shapes:
+    return {}
+  graph = trackable_object_graph_pb2.TrackableObjectGraph()
+  graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+  result = {}
+  for node in graph.nodes:
+    for attribute in node.attributes:
+      key = attribute.checkpoint_key
+      if attribute.name == 'VARIABLE_VALUE' and key.startswith('encoder/'):
+        result[attribute.full_name] = tuple(shapes[key])
+  return result
+
+
+def _describe_mismatch(checkpoint_prefix: str,
+                      encoder: tf.Module) -> List[str]:
+  """Lists variables differing in name or shape between checkpoint and model."""
+  in_checkpoint = _checkpoint_variable_shapes(checkpoint_prefix)
+  if not in_checkpoint:
+    return ['the checkpoint has no object-based `encoder` variables']
+  in_model = {v.name.split(':')[0]: tuple(v.shape) for v in encoder.variables}
+  problems = []
+  missing = sorted(set(in_model) - set(in_checkpoint))
+  if missing:
+    problems.append(f'encoder variables missing from the checkpoint '
+                    f'({len(missing)}): ' + ', '.join(missing))
+  extra = sorted(set(in_checkpoint) - set(in_model))
+  if extra:
+    problems.append(f'checkpoint variables not in the encoder ({len(extra)}): '
+                    + ', '.join(extra))
+  shapes = [f'{name} checkpoint {in_checkpoint[name]} vs encoder '
+            f'{in_model[name]}' for name in sorted(in_model)
+            if name in in_checkpoint and in_checkpoint[name] != in_model[name]]
+  if shapes:
+    problems.append(f'shape mismatches ({len(shapes)}): ' + ', '.join(shapes))
+  return problems
 
 
 def converted_hf_checkpoint(hf_dir: str) -> str:

@@ -1,0 +1,109 @@
+"""Every registered experiment builds and validates; bert_mrpc is the tutorial's recipe."""
+
+import pytest
+from official.core import exp_factory
+from official.core import task_factory
+from official.modeling import hyperparams
+from official.modeling.optimization import optimizer_factory
+
+from mrpc_task import activations
+from mrpc_task import configs
+from registry import experiments
+
+OURS = ('bert_mrpc', 'bert_mrpc_tiny', 'bert_mrpc_minilm')
+
+
+@pytest.mark.parametrize('name', OURS)
+@pytest.mark.parametrize('data_dir', ['', '/data/glue/MRPC'])
+def test_registered_experiment_builds_and_validates(name, data_dir, monkeypatch):
+  """Each experiment validates, with TFDS by default and TSV when MRPC_DATA_DIR is set."""
+  if data_dir:
+    monkeypatch.setenv(experiments.DATA_DIR_ENV, data_dir)
+  else:
+    monkeypatch.delenv(experiments.DATA_DIR_ENV, raising=False)
+  params = exp_factory.get_exp_config(name)
+  params.validate()
+  for data in (params.task.train_data, params.task.validation_data):
+    assert data.source == ('tsv' if data_dir else 'tfds')
+    assert data.tsv_dir == data_dir
+  assert params.task.train_data.tsv_split == 'train'
+  assert params.task.validation_data.tsv_split == 'dev'
+  assert params.task.validation_data.tfds_split == 'validation'
+  assert not params.task.validation_data.drop_remainder
+
+
+def test_bert_mrpc_is_the_tutorial_recipe(monkeypatch):
+  """BERT-base from gs://, seq 128, batch 32, 570 steps, Adam 2e-5, 57 warm-up steps."""
+  monkeypatch.delenv(experiments.DATA_DIR_ENV, raising=False)
+  params = exp_factory.get_exp_config('bert_mrpc')
+  bert = params.task.model.encoder.bert
+  assert (bert.num_layers, bert.hidden_size, bert.num_attention_heads) == (12, 768, 12)
+  assert bert.vocab_size == 30522 and bert.hidden_activation == 'gelu'
+  gcs = 'gs://cloud-tpu-checkpoints/bert/v3/uncased_L-12_H-768_A-12'
+  assert params.task.init_checkpoint == f'{gcs}/bert_model.ckpt'
+  assert params.task.train_data.vocab_file == f'{gcs}/vocab.txt'
+  assert params.task.train_data.tfds_name == 'glue/mrpc'
+  assert params.task.train_data.seq_length == 128
+  assert params.task.train_data.global_batch_size == 32
+  assert params.task.validation_data.global_batch_size == 32
+  trainer = params.trainer
+  assert trainer.train_steps == 570  # 5 epochs x (3668 // 32)
+  assert trainer.validation_interval == 114 and trainer.validation_steps == -1
+  opt = trainer.optimizer_config
+  assert opt.optimizer.type == 'adam'
+  assert opt.learning_rate.polynomial.initial_learning_rate == 2e-5
+  assert opt.learning_rate.polynomial.decay_steps == 570
+  assert opt.learning_rate.polynomial.end_learning_rate == 0.0
+  assert opt.learning_rate.polynomial.power == 1.0
+  assert opt.warmup.linear.warmup_steps == 57
+  schedule = optimizer_factory.OptimizerFactory(opt).build_learning_rate()
+  assert float(schedule(0)) == 0.0
+  # Model Garden's (and the tutorial's) LinearWarmup ramps to the decayed value at step 57.
+  assert float(schedule(28)) == pytest.approx(2e-5 * (1 - 57 / 570) * 28 / 57, rel=1e-5)
+  assert float(schedule(57)) == pytest.approx(2e-5 * (1 - 57 / 570), rel=1e-5)
+  assert float(schedule(300)) == pytest.approx(2e-5 * (1 - 300 / 570), rel=1e-5)
+  assert float(schedule(570)) == 0.0
+
+
+def test_minilm_experiment_uses_packaged_model_with_exact_gelu(monkeypatch):
+  """bert_mrpc_minilm restores the packaged MiniLM and selects the exact GELU."""
+  monkeypatch.delenv(experiments.DATA_DIR_ENV, raising=False)
+  params = exp_factory.get_exp_config('bert_mrpc_minilm')
+  bert = params.task.model.encoder.bert
+  assert (bert.num_layers, bert.hidden_size, bert.intermediate_size) == (6, 384, 1536)
+  assert bert.hidden_activation == activations.EXACT_GELU
+  assert params.task.init_from_hf == experiments.minilm_dir()
+  assert params.task.train_data.vocab_file.startswith(experiments.minilm_dir())
+
+
+def test_unknown_override_key_fails():
+  """A misspelt --params_override key is rejected, naming the key."""
+  params = exp_factory.get_exp_config('bert_mrpc_tiny')
+  with pytest.raises(KeyError, match='seq_lenght'):
+    hyperparams.override_params_dict(
+        params, {'task': {'train_data': {'seq_lenght': 64}}}, is_strict=True)
+
+
+@pytest.mark.parametrize('override, key', [
+    ({'task': {'train_data': {'source': 'csv'}}}, 'task.train_data.source'),
+    ({'task': {'train_data': {'seq_length': 1024}}}, 'task.train_data.seq_length'),
+    ({'task': {'validation_data': {'tsv_split': 'validation', 'source': 'tsv',
+                                   'tsv_dir': 'x'}}}, 'task.validation_data.tsv_split'),
+    ({'task': {'init_checkpoint': 'a', 'init_from_hf': 'b'}}, 'task.init_from_hf'),
+    ({'task': {'class_names': ['only_one']}}, 'task.class_names'),
+    ({'task': {'train_data': {'padding': 'bucketed', 'bucket_boundaries': [64, 32]}}},
+     'task.train_data.bucket_boundaries'),
+    ({'runtime': {'num_gpus': 3}}, 'task.train_data.global_batch_size'),
+])
+def test_invalid_values_fail_validation_naming_the_key(override, key):
+  """Cross-field rules fail in validate(), before training, with the key in the message."""
+  params = exp_factory.get_exp_config('bert_mrpc_tiny')
+  params.override(override, is_strict=True)
+  with pytest.raises(configs.ConfigError, match=key.replace('.', r'\.')):
+    params.validate()
+
+
+def test_task_is_registered_for_the_config():
+  """task_factory maps SentencePairTaskConfig to our Task class."""
+  params = exp_factory.get_exp_config('bert_mrpc_tiny')
+  assert type(task_factory.get_task(params.task)).__name__ == 'SentencePairTask'

@@ -1,0 +1,65 @@
+"""Accuracy and F1 match hand-computed confusion matrices, over the whole set."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrpc_task import metrics
+
+LABELS = [1, 1, 1, 0, 0, 0, 1, 0]
+PREDICTIONS = [1, 0, 1, 0, 1, 0, 1, 1]  # tp=3, fn=1, fp=2, tn=2
+
+
+def _logits(predictions):
+  return tf.one_hot(predictions, 2) * 4.0 - 2.0
+
+
+def test_scores_on_hand_computed_confusion():
+  """tp=3 fp=2 fn=1 tn=2: accuracy 5/8, precision 3/5, recall 3/4, F1 2/3."""
+  got = metrics.scores(LABELS, PREDICTIONS)
+  assert got['accuracy'] == pytest.approx(5 / 8)
+  assert got['precision'] == pytest.approx(3 / 5)
+  assert got['recall'] == pytest.approx(3 / 4)
+  assert got['f1'] == pytest.approx(2 / 3)
+  assert got['glue_score'] == pytest.approx((5 / 8 + 2 / 3) / 2)
+  np.testing.assert_array_equal(metrics.confusion_matrix(LABELS, PREDICTIONS, 2),
+                                [[2, 2], [1, 3]])
+
+
+def test_f1_of_class_zero_and_degenerate_cases():
+  """F1 follows positive_class_id; no predicted or actual positives gives 0, not NaN."""
+  assert metrics.scores(LABELS, PREDICTIONS, positive_class_id=0)['f1'] == pytest.approx(
+      2 * 2 / (3 + 4))
+  assert metrics.scores([0, 0], [0, 0])['f1'] == 0.0
+  assert metrics.scores([0, 0], [0, 0])['accuracy'] == 1.0
+
+
+def test_keras_metric_accumulates_over_batches_not_averages():
+  """Two batches: F1 is 2/3 from summed counts, not the 0.65 mean of per-batch F1s."""
+  f1 = metrics.ConfusionScore('f1', num_classes=2, positive_class_id=1)
+  for start in (0, 4):
+    f1.update_state(tf.constant(LABELS[start:start + 4]),
+                    _logits(PREDICTIONS[start:start + 4]))
+  assert float(f1.result()) == pytest.approx(2 / 3, abs=1e-6)
+  f1.reset_state()
+  assert float(f1.result()) == 0.0
+
+
+def test_keras_metric_ignores_unlabeled_rows():
+  """Rows labelled -1 (unlabeled data) do not count."""
+  accuracy = metrics.ConfusionScore('accuracy', num_classes=2, positive_class_id=1)
+  accuracy.update_state(tf.constant([1, -1, 0]), _logits([1, 0, 1]))
+  assert float(accuracy.result()) == pytest.approx(0.5)
+
+
+def test_metric_is_exact_under_mirrored_strategy():
+  """Under a 2-replica MirroredStrategy the counts sum over replicas: same scores."""
+  cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
+  assert len(cpus) == 2, 'conftest configures 2 logical CPUs'
+  strategy = tf.distribute.MirroredStrategy(cpus)
+  with strategy.scope():
+    f1 = metrics.ConfusionScore('f1', num_classes=2, positive_class_id=1)
+  dataset = tf.data.Dataset.from_tensor_slices((LABELS, _logits(PREDICTIONS))).batch(4)
+  for labels, logits in strategy.experimental_distribute_dataset(dataset):
+    strategy.run(f1.update_state, (labels, logits))
+  assert float(f1.result()) == pytest.approx(2 / 3, abs=1e-6)
