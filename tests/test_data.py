@@ -1,0 +1,150 @@
+"""The input pipeline: readers, packing, batching, sharding and determinism."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrpc_task import configs
+from mrpc_task import data
+from mrpc_task import tsv_reader
+from tests.conftest import FIXTURE_MRPC, FIXTURE_VOCAB
+
+HEADER = 'Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n'
+
+
+def _data_config(**overrides):
+  params = configs.SentencePairDataConfig(
+      source='tsv', tsv_dir=FIXTURE_MRPC, tsv_split='dev', vocab_file=FIXTURE_VOCAB,
+      seq_length=16, global_batch_size=8, is_training=False, drop_remainder=False)
+  return params.replace(**overrides)
+
+
+def _read(path, **kwargs):
+  return tsv_reader.read_sentence_pairs(
+      str(path), sentence1_column='#1 String', sentence2_column='#2 String',
+      label_column='Quality', label_vocabulary=['0', '1'], **kwargs)
+
+
+def _rows(dataset):
+  """All examples of a finite dataset as (ids without padding, label) tuples."""
+  rows = []
+  for features, labels in dataset:
+    for ids, mask, label in zip(features['input_word_ids'].numpy(),
+                                features['input_mask'].numpy(), labels.numpy()):
+      rows.append((tuple(ids[mask == 1]), int(label)))
+  return rows
+
+
+def test_tsv_reader_reads_quotes_literally(tmp_path):
+  """A `"` inside a sentence stays a character; quoting never merges rows."""
+  path = tmp_path / 'train.tsv'
+  path.write_text(HEADER + '1\t1\t2\t" the cat\tthe " cat\n0\t3\t4\ta dog "\tran\n')
+  pairs = _read(path)
+  assert pairs.sentence1 == ['" the cat', 'a dog "']
+  assert pairs.sentence2 == ['the " cat', 'ran']
+  assert pairs.labels == [1, 0]
+
+
+def test_tsv_reader_accepts_bom_and_crlf(tmp_path):
+  """A UTF-8 BOM and Windows line endings read the same as a clean file."""
+  path = tmp_path / 'train.tsv'
+  path.write_bytes(('\ufeff' + HEADER + '1\t1\t2\tthe cat\tsat\n').replace('\n', '\r\n')
+                   .encode('utf-8'))
+  pairs = _read(path)
+  assert (pairs.sentence1, pairs.sentence2, pairs.labels) == (['the cat'], ['sat'], [1])
+
+
+def test_tsv_reader_bad_label_names_file_and_line(tmp_path):
+  """A bad label fails by default with file:line; 'skip' drops it and says so."""
+  path = tmp_path / 'train.tsv'
+  path.write_text(HEADER + '1\t1\t2\ta\tb\nx\t3\t4\tc\td\n0\t5\t6\te\tf\n')
+  with pytest.raises(tsv_reader.TsvFormatError, match=r"train\.tsv:3: label 'x'"):
+    _read(path)
+  pairs = _read(path, on_bad_rows='skip')
+  assert pairs.labels == [1, 0]
+  assert pairs.skipped == ["train.tsv:3: label 'x' is not one of ['0', '1']"]
+
+
+def test_tsv_reader_missing_file_names_it(tmp_path):
+  """A missing split file fails with its path."""
+  with pytest.raises(FileNotFoundError, match='dev.tsv'):
+    _read(tmp_path / 'dev.tsv')
+
+
+def test_fixture_dev_split_in_order_with_exact_ids():
+  """Evaluation data keeps file order; the first pair packs to its exact ids."""
+  rows = _rows(data.build_dataset(_data_config()))
+  pairs = _read(os.path.join(FIXTURE_MRPC, 'dev.tsv'))
+  assert len(rows) == len(pairs) == 20
+  assert [label for _, label in rows] == pairs.labels
+  vocab = open(FIXTURE_VOCAB).read().split('\n')
+  first = [2] + [vocab.index(w) for w in pairs.sentence1[0].split()][:7]
+  assert rows[0][0][:len(first)] == tuple(first)
+
+
+def test_static_batches_have_fixed_shape():
+  """Static padding: every feature is int32 [batch, seq_length]."""
+  features, labels = next(iter(data.build_dataset(_data_config())))
+  for name in ('input_word_ids', 'input_mask', 'input_type_ids'):
+    assert features[name].shape == (8, 16) and features[name].dtype == tf.int32
+  assert labels.shape == (8,)
+
+
+def test_bucketed_batches_keep_every_token_and_shrink_padding():
+  """Bucketed padding yields the same examples with less padding than static."""
+  static = data.build_dataset(_data_config(seq_length=40))
+  bucketed = data.build_dataset(
+      _data_config(seq_length=40, padding='bucketed', bucket_boundaries=[16, 24]))
+  assert sorted(_rows(static)) == sorted(_rows(bucketed))
+  widths = [f['input_word_ids'].shape[1] for f, _ in bucketed]
+  assert max(widths) <= 40 and min(widths) <= 24
+
+
+def test_shards_partition_the_data():
+  """Two input pipelines read disjoint shards that together hold every example once."""
+  params = _data_config()
+  shards = []
+  for index in range(2):
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=index,
+                                         num_replicas_in_sync=2)
+    shards.append(_rows(data.build_dataset(params, context)))
+  assert len(shards[0]) == len(shards[1]) == 10
+  assert sorted(shards[0] + shards[1]) == sorted(_rows(data.build_dataset(params)))
+
+
+def test_training_order_is_seeded():
+  """Same seed, same shuffled batches; another seed, another order."""
+  def first_batches(seed):
+    params = _data_config(tsv_split='train', is_training=True, drop_remainder=True, seed=seed)
+    return [f['input_word_ids'].numpy() for f, _ in data.build_dataset(params).take(3)]
+  np.testing.assert_array_equal(first_batches(1), first_batches(1))
+  assert not np.array_equal(first_batches(1), first_batches(2))
+
+
+def test_tfrecord_source(tmp_path):
+  """TFRecords of serialized sentence1/sentence2/label read like the TSV rows."""
+  path = str(tmp_path / 'dev.tfrecord')
+  pairs = _read(os.path.join(FIXTURE_MRPC, 'dev.tsv'))
+  with tf.io.TFRecordWriter(path) as writer:
+    for first, second, label in zip(pairs.sentence1, pairs.sentence2, pairs.labels):
+      feature = {
+          'sentence1': tf.train.Feature(bytes_list=tf.train.BytesList(value=[first.encode()])),
+          'sentence2': tf.train.Feature(bytes_list=tf.train.BytesList(value=[second.encode()])),
+          'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+      }
+      writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
+                   .SerializeToString())
+  from_records = data.build_dataset(_data_config(source='tfrecord', input_path=path))
+  assert _rows(from_records) == _rows(data.build_dataset(_data_config()))
+
+
+def test_tfds_source_with_mock_data():
+  """The TFDS reader maps glue/mrpc features; mocked, so no network."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  with tfds.testing.mock_data(num_examples=10):
+    rows = _rows(data.build_dataset(_data_config(source='tfds', tfds_split='validation')))
+  assert len(rows) == 10
+  assert {label for _, label in rows} <= {0, 1}
+  assert all(ids[0] == 2 and ids[-1] == 3 for ids, _ in rows)

@@ -1,0 +1,136 @@
+"""The real `tfm` CLI: train + evaluate, then export, reload elsewhere and serve."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from mrpc_task import metrics
+from mrpc_task import tsv_reader
+from tests.conftest import FIXTURE_MRPC, REPO_ROOT
+
+TFM = os.path.join(os.path.dirname(sys.executable), 'tfm')
+OVERRIDE = {
+    'task': {
+        'train_data': {'source': 'tsv', 'tsv_dir': FIXTURE_MRPC, 'seq_length': 32,
+                       'global_batch_size': 8},
+        'validation_data': {'source': 'tsv', 'tsv_dir': FIXTURE_MRPC, 'seq_length': 32,
+                            'global_batch_size': 8},
+    },
+    'trainer': {'train_steps': 6, 'validation_interval': 3, 'checkpoint_interval': 3,
+                'steps_per_loop': 3, 'summary_interval': 3},
+}
+
+
+def _run(args, **kwargs):
+  env = {k: v for k, v in os.environ.items() if k != 'MRPC_DATA_DIR'}
+  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
+  result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                          timeout=600, **kwargs)
+  assert result.returncode == 0, result.stderr[-4000:]
+  return result
+
+
+def _scalars(event_dir):
+  """{tag: {step: value}} from the TensorBoard event files in a folder."""
+  values = {}
+  for path in glob.glob(os.path.join(event_dir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+  return values
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """A 6-step train_and_eval run of bert_mrpc_tiny on the fixture folder."""
+  model_dir = str(tmp_path_factory.mktemp('model'))
+  _run([TFM, 'train_experiment', '--experiment=bert_mrpc_tiny', '--mode=train_and_eval',
+        f'--model_dir={model_dir}', f'--params_override={json.dumps(OVERRIDE)}'])
+  return model_dir
+
+
+@pytest.fixture(scope='module')
+def exported(trained):
+  """The step-6 checkpoint exported as a SavedModel."""
+  export_dir = os.path.join(trained, 'export')
+  _run([TFM, 'export', '--experiment=bert_mrpc_tiny', f'--model_dir={trained}',
+        f'--export_dir={export_dir}', f'--checkpoint_path={trained}/ckpt-6'])
+  return export_dir
+
+
+def test_train_writes_params_checkpoints_and_summaries(trained):
+  """params.yaml holds the overrides; ckpt-3/6 exist; eval summaries have accuracy and F1."""
+  with open(os.path.join(trained, 'params.yaml')) as f:
+    saved = yaml.safe_load(f)
+  assert saved['trainer']['train_steps'] == 6
+  assert saved['task']['train_data']['tsv_dir'] == FIXTURE_MRPC
+  assert saved['task']['model']['encoder']['bert']['num_layers'] == 2
+  assert tf.train.latest_checkpoint(trained).endswith('ckpt-6')
+  assert os.path.exists(os.path.join(trained, 'ckpt-3.index'))
+  assert tf.train.latest_checkpoint(os.path.join(trained, 'best_ckpt'))
+  evals = _scalars(os.path.join(trained, 'validation'))
+  for tag in ('accuracy', 'f1', 'glue_score', 'validation_loss'):
+    assert set(evals[tag]) == {3, 6}, tag
+  assert evals['glue_score'][6] == pytest.approx((evals['accuracy'][6] + evals['f1'][6]) / 2)
+  assert 'training_loss' in _scalars(os.path.join(trained, 'train'))
+
+
+def _reference_logits(model_dir, sentence1, sentence2):
+  """Logits of the step-6 model in this process, from the same checkpoint and tokenizer."""
+  from mrpc_task import cli  # pylint: disable=g-import-not-at-top
+  from mrpc_task import tokenization  # pylint: disable=g-import-not-at-top
+  from official.core import task_factory  # pylint: disable=g-import-not-at-top
+  params = cli.export_params('bert_mrpc_tiny', model_dir)
+  model = task_factory.get_task(params.task).build_model()
+  tf.train.Checkpoint(model=model).read(f'{model_dir}/ckpt-6').expect_partial()
+  data = params.task.validation_data
+  pre = tokenization.SentencePairPreprocessor(
+      vocab_file=data.vocab_file, lower_case=data.lower_case, seq_length=data.seq_length)
+  return model(pre(tf.constant(sentence1), tf.constant(sentence2)), training=False).numpy()
+
+
+def test_export_reloads_in_fresh_process_with_same_logits(trained, exported):
+  """A fresh process (only tensorflow_text imported) gets the in-process logits, <= 1e-5."""
+  dev = tsv_reader.read_sentence_pairs(
+      os.path.join(FIXTURE_MRPC, 'dev.tsv'), sentence1_column='#1 String',
+      sentence2_column='#2 String', label_column='Quality', label_vocabulary=['0', '1'])
+  script = (
+      'import json, sys, tensorflow as tf, tensorflow_text\n'
+      'pairs = json.load(sys.stdin)\n'
+      f'fn = tf.saved_model.load({exported!r}).signatures["serving_default"]\n'
+      'out = fn(sentence1=tf.constant(pairs[0]), sentence2=tf.constant(pairs[1]))\n'
+      'print(json.dumps({k: v.numpy().tolist() for k, v in out.items() if k != "class"}'
+      ' | {"class": [c.decode() for c in out["class"].numpy()]}))\n')
+  result = _run([sys.executable, '-c', script],
+                input=json.dumps([dev.sentence1, dev.sentence2]))
+  served = json.loads(result.stdout.strip().splitlines()[-1])
+  logits = np.array(served['logits'])
+  reference = _reference_logits(trained, dev.sentence1, dev.sentence2)
+  assert logits.shape == (20, 2)
+  assert np.max(np.abs(logits - reference)) <= 1e-5
+  np.testing.assert_array_equal(served['class_id'], np.argmax(reference, axis=1))
+  assert served['class'] == [['not_equivalent', 'equivalent'][i] for i in served['class_id']]
+  np.testing.assert_allclose(np.sum(served['probabilities'], axis=1), 1.0, rtol=1e-6)
+  # The step-6 evaluation summary is these same predictions scored.
+  evals = _scalars(os.path.join(trained, 'validation'))
+  want = metrics.scores(dev.labels, served['class_id'])
+  assert evals['accuracy'][6] == pytest.approx(want['accuracy'], abs=1e-6)
+  assert evals['f1'][6] == pytest.approx(want['f1'], abs=1e-6)
+
+
+def test_saved_model_cli_runs_the_export(exported):
+  """TensorFlow's own saved_model_cli calls serving_default (tensorflow_text ops loaded)."""
+  runner = ('import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; '
+            'sys.argv[0] = "saved_model_cli"; saved_model_cli.main()')
+  result = _run([sys.executable, '-c', runner, 'run', '--dir', exported, '--tag_set', 'serve',
+                 '--signature_def', 'serving_default', '--input_exprs',
+                 'sentence1=["the cat sat", "stock rose"];sentence2=["the cat sat .", "a dog"]'])
+  assert 'Result for output key class_id' in result.stdout
+  assert 'Result for output key logits' in result.stdout

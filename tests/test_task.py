@@ -1,0 +1,109 @@
+"""The Task trains, restores its encoder, and rejects checkpoints that do not fit."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from official.core import task_factory
+from official.nlp.configs import encoders
+
+from mrpc_task import pretrained
+from registry import experiments
+from tests.conftest import tiny_encoder, tiny_experiment
+
+
+def _task_and_model(params):
+  task = task_factory.get_task(params.task)
+  return task, task.build_model()
+
+
+def _dataset_loss(task, model, params):
+  """Mean loss over the whole (finite) training file, in inference mode."""
+  data = params.task.train_data.replace(is_training=False, drop_remainder=False)
+  losses = [float(task.build_losses(labels, model(features, training=False))) * len(labels)
+            for features, labels in task.build_inputs(data)]
+  return sum(losses) / 48
+
+
+def test_one_train_step_changes_every_trainable_variable(monkeypatch):
+  """After one step every trainable variable of encoder and head has moved."""
+  params = tiny_experiment(monkeypatch)
+  task, model = _task_and_model(params)
+  optimizer = task.create_optimizer(params.trainer.optimizer_config)
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  model(batch[0])
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  optimizer.learning_rate = 1e-3  # Past warm-up, so step 0 is not a zero-rate step.
+  task.train_step(batch, model, optimizer, metrics=task.build_metrics())
+  unchanged = [v.name for v, old in zip(model.trainable_variables, before)
+               if np.array_equal(v.numpy(), old)]
+  assert len(model.trainable_variables) > 20
+  assert not unchanged
+
+
+def test_loss_falls_over_twenty_seeded_steps(monkeypatch):
+  """20 seeded steps lower the loss over the training file by a clear margin."""
+  params = tiny_experiment(monkeypatch, warmup_fraction=0.0, learning_rate=5e-3)
+  task, model = _task_and_model(params)
+  optimizer = task.create_optimizer(params.trainer.optimizer_config)
+  metrics = task.build_metrics()
+  step = tf.function(lambda batch: task.train_step(batch, model, optimizer, metrics))
+  batches = iter(task.build_inputs(params.task.train_data))
+  before = _dataset_loss(task, model, params)
+  for _ in range(20):
+    step(next(batches))
+  after = _dataset_loss(task, model, params)
+  assert after < before - 0.05, (before, after)
+
+
+def test_initialize_restores_encoder_checkpoint(monkeypatch, tmp_path):
+  """init_checkpoint written from a tiny encoder is restored into the classifier."""
+  source = encoders.build_encoder(tiny_encoder())
+  prefix = tf.train.Checkpoint(encoder=source).write(str(tmp_path / 'encoder'))
+  params = tiny_experiment(monkeypatch, init_checkpoint=prefix)
+  task, model = _task_and_model(params)
+  task.initialize(model)
+  restored = model.checkpoint_items['encoder'].variables
+  assert len(restored) == len(source.variables)
+  for want, got in zip(source.variables, restored):
+    np.testing.assert_array_equal(want.numpy(), got.numpy())
+
+
+def test_initialize_rejects_mismatched_checkpoint_naming_variables(monkeypatch, tmp_path):
+  """A 3-layer checkpoint into a 2-layer encoder fails, naming the extra layer's variables."""
+  source = encoders.build_encoder(tiny_encoder(num_layers=3))
+  prefix = tf.train.Checkpoint(encoder=source).write(str(tmp_path / 'encoder'))
+  params = tiny_experiment(monkeypatch, init_checkpoint=prefix)
+  task, model = _task_and_model(params)
+  with pytest.raises(pretrained.CheckpointMismatchError) as error:
+    task.initialize(model)
+  message = str(error.value)
+  assert 'task.init_checkpoint' in message and 'transformer/layer_2/' in message
+
+
+def test_initialize_names_missing_checkpoint(monkeypatch, tmp_path):
+  """A checkpoint path with nothing there fails naming the key and path."""
+  params = tiny_experiment(monkeypatch, init_checkpoint=str(tmp_path / 'nothing'))
+  task, model = _task_and_model(params)
+  with pytest.raises(FileNotFoundError, match='init_checkpoint=.*nothing'):
+    task.initialize(model)
+
+
+def test_init_from_hf_converts_once_and_checks_activation(monkeypatch, tmp_path):
+  """The packaged MiniLM is converted into the cache once; a wrong activation is refused."""
+  monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path))
+  params = tiny_experiment(monkeypatch, encoder=experiments.minilm_encoder(),
+                           init_from_hf=experiments.minilm_dir())
+  task, model = _task_and_model(params)
+  task.initialize(model)
+  entries = [e for e in os.listdir(tmp_path) if not e.startswith('.')]
+  assert len(entries) == 1
+  index = tmp_path / entries[0] / 'encoder.index'
+  written = index.stat().st_mtime_ns
+  task.initialize(model)
+  assert index.stat().st_mtime_ns == written  # Reused, not converted again.
+  params.task.model.encoder.bert.hidden_activation = 'gelu'
+  task, model = _task_and_model(params)
+  with pytest.raises(pretrained.CheckpointMismatchError, match='hidden_activation'):
+    task.initialize(model)
