@@ -1,5 +1,7 @@
 """Every registered experiment builds and validates; bert_mrpc is the tutorial's recipe."""
 
+import os
+
 import pytest
 from official.core import exp_factory
 from official.core import task_factory
@@ -107,3 +109,33 @@ def test_task_is_registered_for_the_config():
   """task_factory maps SentencePairTaskConfig to our Task class."""
   params = exp_factory.get_exp_config('bert_mrpc_tiny')
   assert type(task_factory.get_task(params.task)).__name__ == 'SentencePairTask'
+
+
+TEMPLATES = os.path.join(os.path.dirname(experiments.__file__), 'templates')
+
+
+@pytest.mark.parametrize('template', sorted(os.listdir(TEMPLATES)))
+@pytest.mark.parametrize('name', ['bert_mrpc', 'bert_mrpc_tiny'])
+def test_yaml_templates_stack_on_experiments(template, name):
+  """Every template applies strictly (no unknown key) on top of each experiment and validates."""
+  params = exp_factory.get_exp_config(name)
+  params = hyperparams.override_params_dict(
+      params, os.path.join(TEMPLATES, template), is_strict=True)
+  params.validate()
+
+
+def test_tpu_template_keeps_static_shapes(monkeypatch):
+  """With the TPU runtime template every batch is [global_batch, seq_length], eval included."""
+  from tests.conftest import tiny_experiment  # pylint: disable=g-import-not-at-top
+  from mrpc_task import data  # pylint: disable=g-import-not-at-top
+  params = tiny_experiment(monkeypatch, eval_batch_size=8)
+  params = hyperparams.override_params_dict(
+      params, os.path.join(TEMPLATES, 'tpu.yaml'), is_strict=True)
+  params.override({'task': {'validation_data': {'global_batch_size': 4}}})
+  params.validate()
+  assert params.runtime.distribution_strategy == 'tpu'
+  assert params.runtime.mixed_precision_dtype == 'bfloat16'
+  train = data.build_dataset(params.task.train_data)
+  assert train.element_spec[0]['input_word_ids'].shape.as_list() == [8, 16]
+  evaluation = data.build_dataset(params.task.validation_data)
+  assert all(f['input_word_ids'].shape == (4, 16) for f, _ in evaluation)  # 20 = 5 x 4
