@@ -134,3 +134,16 @@ def test_saved_model_cli_runs_the_export(exported):
                  'sentence1=["the cat sat", "stock rose"];sentence2=["the cat sat .", "a dog"]'])
   assert 'Result for output key class_id' in result.stdout
   assert 'Result for output key logits' in result.stdout
+
+
+def test_convert_checkpoint_cli_prints_usable_config(tmp_path):
+  """`tfm convert_checkpoint --from=hf` writes the encoder, config and vocab, and says how to use them."""
+  from registry import experiments  # pylint: disable=g-import-not-at-top
+  out = tmp_path / 'minilm'
+  result = _run([TFM, 'convert_checkpoint', '--from=hf', f'--input={experiments.minilm_dir()}',
+                 f'--output={out}'])
+  assert sorted(os.listdir(out)) == ['bert_config.json', 'encoder.data-00000-of-00001',
+                                     'encoder.index', 'vocab.txt']
+  assert f'task.init_checkpoint: {out}/encoder' in result.stdout
+  assert 'hidden_activation: mrpc_task>exact_gelu' in result.stdout
+  assert 'num_layers: 6' in result.stdout
