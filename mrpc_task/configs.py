@@ -143,6 +143,9 @@ class SentencePairTaskConfig(cfg.TaskConfig):
       default_factory=lambda: ['not_equivalent', 'equivalent'])
   # The class F1 is computed for (MRPC: 1 = equivalent).
   positive_class_id: int = 1
+  # Seeds Python, numpy and TensorFlow (classifier init, dropout) when the Task is built;
+  # the order of training data follows train_data.seed. None: not seeded.
+  seed: Optional[int] = None
   train_data: SentencePairDataConfig = dataclasses.field(
       default_factory=lambda: SentencePairDataConfig(is_training=True))
   validation_data: SentencePairDataConfig = dataclasses.field(

