@@ -152,6 +152,11 @@ def build_dataset(params: configs.SentencePairDataConfig,
   pairs = read_pairs(params)
   batch_size = params.global_batch_size
   if input_context:
+    replicas = input_context.num_replicas_in_sync
+    if batch_size % replicas:
+      raise configs.ConfigError(
+          f'data.global_batch_size={batch_size}: must be divisible by the number of replicas '
+          f'({replicas})')
     batch_size = input_context.get_per_replica_batch_size(batch_size)
     if input_context.num_input_pipelines > 1:
       pairs = pairs.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)

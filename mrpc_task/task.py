@@ -18,6 +18,27 @@ from mrpc_task import configs
 from mrpc_task import data
 from mrpc_task import metrics as metrics_lib
 from mrpc_task import pretrained
+from mrpc_task import tokenization
+
+
+def _check_vocab_fits_encoder(params: configs.SentencePairTaskConfig):
+  """Fails when a local vocab file's size differs from the encoder's vocab_size.
+
+  A smaller vocab trains without error but leaves embedding rows unused; a larger one crashes
+  inside the embedding lookup. Remote vocab files (gs://) are checked when the data is read.
+  """
+  expected = getattr(params.model.encoder.get(), 'vocab_size', None)
+  for name in ('train_data', 'validation_data'):
+    vocab_file = getattr(params, name).vocab_file
+    if expected is None or '://' in vocab_file:
+      continue
+    if not tf.io.gfile.exists(vocab_file):
+      raise FileNotFoundError(f'task.{name}.vocab_file={vocab_file!r} does not exist')
+    size = tokenization.count_vocab(vocab_file)
+    if size != expected:
+      raise configs.ConfigError(
+          f'task.{name}.vocab_file={vocab_file!r}: has {size} tokens but '
+          f'task.model.encoder vocab_size is {expected}')
 
 
 @task_factory.register_task_cls(configs.SentencePairTaskConfig)
@@ -27,6 +48,7 @@ class SentencePairTask(base_task.Task):
   def __init__(self, params: configs.SentencePairTaskConfig, logging_dir: Optional[str] = None,
                name: Optional[str] = None):
     params.validate()
+    _check_vocab_fits_encoder(params)
     if params.seed is not None:
       tf_keras.utils.set_random_seed(params.seed)
     super().__init__(params, logging_dir=logging_dir, name=name)

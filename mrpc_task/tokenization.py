@@ -50,6 +50,12 @@ class SentencePairPreprocessor(tf.Module):
     return self.packer([self.tokenize(sentence1), self.tokenize(sentence2)])
 
 
+def count_vocab(vocab_file: str) -> int:
+  """Number of tokens (lines) in a WordPiece vocab file."""
+  with tf.io.gfile.GFile(vocab_file) as f:
+    return sum(1 for _ in f)
+
+
 def trim_to_longest(features: dict) -> dict:
   """Drops the padding columns every row of a packed batch shares.
 

@@ -147,3 +147,34 @@ def test_convert_checkpoint_cli_prints_usable_config(tmp_path):
   assert f'task.init_checkpoint: {out}/encoder' in result.stdout
   assert 'hidden_activation: mrpc_task>exact_gelu' in result.stdout
   assert 'num_layers: 6' in result.stdout
+
+
+@pytest.fixture(scope='module')
+def served(exported):
+  return tf.saved_model.load(exported).signatures['serving_default']
+
+
+@pytest.mark.parametrize('first, second', [
+    ('', ''),
+    ('word ' * 2000, 'x' * 10000),
+    ('Ünïcödé → 東京 🙂 \u200b', '\x00\x01\x07\t\r\x1b[31m \ufeff'),
+])
+def test_export_answers_odd_inputs(served, first, second):
+  """Empty, 10,000-character, Unicode and control-character inputs give finite logits."""
+  out = served(sentence1=tf.constant([first, 'the cat']), sentence2=tf.constant([second, 'sat']))
+  assert out['logits'].shape == (2, 2)
+  assert np.all(np.isfinite(out['logits'].numpy()))
+  assert set(out['class'].numpy()) <= {b'equivalent', b'not_equivalent'}
+
+
+def test_export_answers_empty_batch(served):
+  """A batch of 0 pairs returns empty outputs of the right shapes."""
+  out = served(sentence1=tf.constant([], tf.string), sentence2=tf.constant([], tf.string))
+  assert out['logits'].shape == (0, 2) and out['class_id'].shape == (0,)
+
+
+def test_export_rejects_unequal_batches(served):
+  """sentence1 and sentence2 of different lengths fail with a message saying so."""
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='sentence1 and sentence2 must have the same number of elements'):
+    served(sentence1=tf.constant(['a', 'b']), sentence2=tf.constant(['a']))

@@ -94,7 +94,8 @@ def test_init_from_hf_converts_once_and_checks_activation(monkeypatch, tmp_path)
   """The packaged MiniLM is converted into the cache once; a wrong activation is refused."""
   monkeypatch.setenv(pretrained.CACHE_ENV, str(tmp_path))
   params = tiny_experiment(monkeypatch, encoder=experiments.minilm_encoder(),
-                           init_from_hf=experiments.minilm_dir())
+                           init_from_hf=experiments.minilm_dir(),
+                           vocab_file=os.path.join(experiments.minilm_dir(), 'vocab.txt'))
   task, model = _task_and_model(params)
   task.initialize(model)
   entries = [e for e in os.listdir(tmp_path) if not e.startswith('.')]
@@ -107,3 +108,20 @@ def test_init_from_hf_converts_once_and_checks_activation(monkeypatch, tmp_path)
   task, model = _task_and_model(params)
   with pytest.raises(pretrained.CheckpointMismatchError, match='hidden_activation'):
     task.initialize(model)
+
+
+def test_vocab_size_must_match_encoder(monkeypatch):
+  """A 41-token vocab with a 30,522-row encoder fails naming the key and both sizes."""
+  params = tiny_experiment(monkeypatch, encoder=tiny_encoder(vocab_size=30522))
+  with pytest.raises(ValueError, match=r'task\.train_data\.vocab_file=.*41 tokens.*30522'):
+    task_factory.get_task(params.task)
+
+
+def test_batch_not_divisible_by_replicas_fails_naming_key(monkeypatch):
+  """A global batch of 9 over 2 replicas fails in the input pipeline, naming the key."""
+  params = tiny_experiment(monkeypatch, train_batch_size=9)
+  task = task_factory.get_task(params.task)
+  context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                       num_replicas_in_sync=2)
+  with pytest.raises(ValueError, match='global_batch_size=9.*2'):
+    task.build_inputs(params.task.train_data, context)
