@@ -52,7 +52,7 @@ def test_bert_mrpc_is_the_tutorial_recipe(monkeypatch):
   assert trainer.train_steps == 570  # 5 epochs x (3668 // 32)
   assert trainer.validation_interval == 114 and trainer.validation_steps == -1
   opt = trainer.optimizer_config
-  assert opt.optimizer.type == 'adam'
+  assert opt.optimizer.type == 'adam' and opt.optimizer.adam.global_clipnorm is None
   assert opt.learning_rate.polynomial.initial_learning_rate == 2e-5
   assert opt.learning_rate.polynomial.decay_steps == 570
   assert opt.learning_rate.polynomial.end_learning_rate == 0.0
@@ -76,7 +76,8 @@ def test_minilm_experiment_uses_packaged_model_with_exact_gelu(monkeypatch):
   assert bert.hidden_activation == activations.EXACT_GELU
   assert params.task.init_from_hf == experiments.minilm_dir()
   assert params.task.train_data.vocab_file.startswith(experiments.minilm_dir())
-  # The dev-chosen recipe: 3 epochs at 1e-4, bucketed padding, bfloat16.
+  # The dev-chosen recipe: 3 epochs at 1e-4, clipped to norm 1, bucketed padding, bfloat16.
+  assert params.trainer.optimizer_config.optimizer.adam.global_clipnorm == 1.0
   assert params.trainer.train_steps == 342
   assert params.trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate == 1e-4
   assert params.trainer.optimizer_config.warmup.linear.warmup_steps == 34
