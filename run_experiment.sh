@@ -6,7 +6,7 @@
 #
 # MODEL_DIR (default runs/$EXPERIMENT, git-ignored) receives checkpoints, TensorBoard logs and
 # params.yaml; the SavedModel goes to $MODEL_DIR/export. Extra arguments go to
-# `tfm train_experiment` and `tfm export` (e.g. --params_override, --config_file).
+# `tfm train_experiment`; --params_override and --config_file ones go to `tfm export` too.
 set -euo pipefail
 cd "$(dirname "$0")"
 EXPERIMENT=${EXPERIMENT:-bert_mrpc_minilm}
@@ -19,5 +19,9 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 bash .ci/setup.sh
 .venv/bin/tfm train_experiment --experiment="$EXPERIMENT" --mode=train_and_eval \
   --model_dir="$MODEL_DIR" "$@"
+export_args=()
+for arg in "$@"; do
+  case "$arg" in --params_override=*|--config_file=*) export_args+=("$arg") ;; esac
+done
 .venv/bin/tfm export --experiment="$EXPERIMENT" --model_dir="$MODEL_DIR" \
-  --export_dir="$MODEL_DIR/export" "$@"
+  --export_dir="$MODEL_DIR/export" ${export_args[@]+"${export_args[@]}"}

@@ -58,8 +58,14 @@ def export_params(experiment: str, model_dir: str, config_files: Optional[List[s
   from official.core import train_utils  # pylint: disable=g-import-not-at-top
   import registry  # pylint: disable=g-import-not-at-top,unused-import
 
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
   saved = os.path.join(model_dir, 'params.yaml')
-  files = ([saved] if os.path.exists(saved) else []) + list(config_files or [])
+  has_saved = tf.io.gfile.exists(saved)
+  if not has_saved:
+    logging.warning('%s not found: exporting with the registered defaults of %s', saved,
+                    experiment)
+  files = ([saved] if has_saved else []) + list(config_files or [])
   parser_flags = _ParserFlags(
       experiment=experiment, config_file=files, params_override=params_override, tpu=None,
       tf_data_service=None, tf_data_service_job_name=None)

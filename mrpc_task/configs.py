@@ -112,9 +112,9 @@ class SentencePairDataConfig(cfg.DataConfig):
     if self.padding == 'bucketed' and (
         bounds != sorted(set(bounds)) or not bounds or bounds[0] < 3):
       _fail(f'{prefix}.bucket_boundaries', bounds, 'must be non-empty, strictly increasing, >= 3')
-    if len(self.label_vocabulary) < 2:
-      _fail(f'{prefix}.label_vocabulary', list(self.label_vocabulary),
-            'needs at least two labels')
+    labels = list(self.label_vocabulary)
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+      _fail(f'{prefix}.label_vocabulary', labels, 'needs two or more distinct labels')
 
 
 @dataclasses.dataclass
@@ -161,9 +161,10 @@ class SentencePairTaskConfig(cfg.TaskConfig):
     num_classes = self.model.num_classes
     if num_classes < 2:
       _fail(f'{prefix}.model.num_classes', num_classes, 'must be >= 2')
-    if len(self.class_names) != num_classes:
-      _fail(f'{prefix}.class_names', list(self.class_names),
-            f'needs one name per class (model.num_classes={num_classes})')
+    names = list(self.class_names)
+    if len(names) != num_classes or len(set(names)) != len(names):
+      _fail(f'{prefix}.class_names', names,
+            f'needs one distinct name per class (model.num_classes={num_classes})')
     if not 0 <= self.positive_class_id < num_classes:
       _fail(f'{prefix}.positive_class_id', self.positive_class_id,
             f'must be in [0, {num_classes})')
@@ -175,6 +176,9 @@ class SentencePairTaskConfig(cfg.TaskConfig):
       if max_positions is not None and data.seq_length > max_positions:
         _fail(f'{prefix}.{name}.seq_length', data.seq_length,
               f'exceeds the encoder\'s max_position_embeddings={max_positions}')
+      if data.source == 'tsv' and not data.tsv_columns.label:
+        _fail(f'{prefix}.{name}.tsv_columns.label', '',
+              'training and evaluation need labels (unlabeled files are for predict)')
       if len(data.label_vocabulary) != num_classes:
         _fail(f'{prefix}.{name}.label_vocabulary', list(data.label_vocabulary),
               f'needs one label per class (model.num_classes={num_classes})')
@@ -188,12 +192,32 @@ class SentencePairExperimentConfig(cfg.ExperimentConfig):
   def validate(self):
     super().validate()
     self.task.validate()
+    self._validate_schedule()
+    if self.runtime.distribution_strategy == 'tpu':
+      for name in ('train_data', 'validation_data'):
+        padding = getattr(self.task, name).padding
+        if padding != 'static':
+          _fail(f'task.{name}.padding', padding, 'TPUs need static shapes: use static')
     replicas = _replicas_from_runtime(self.runtime)
     for name in ('train_data', 'validation_data'):
       batch = getattr(self.task, name).global_batch_size
       if replicas and batch % replicas:
         _fail(f'task.{name}.global_batch_size', batch,
               f'must be divisible by the number of replicas ({replicas})')
+
+
+  def _validate_schedule(self):
+    """A decay or warm-up that does not fit train_steps trains at the wrong rate silently."""
+    steps = self.trainer.train_steps
+    rate = self.trainer.optimizer_config.learning_rate
+    if rate.type == 'polynomial' and rate.polynomial.decay_steps != steps:
+      _fail('trainer.optimizer_config.learning_rate.polynomial.decay_steps',
+            rate.polynomial.decay_steps,
+            f'must equal trainer.train_steps={steps} (override both, and the warm-up)')
+    warmup = self.trainer.optimizer_config.warmup
+    if warmup.type == 'linear' and warmup.linear.warmup_steps >= max(steps, 1):
+      _fail('trainer.optimizer_config.warmup.linear.warmup_steps', warmup.linear.warmup_steps,
+            f'must be below trainer.train_steps={steps}')
 
 
 def _replicas_from_runtime(runtime) -> Optional[int]:

@@ -26,7 +26,7 @@ def scores_from_confusion(confusion, positive_class_id: int = 1) -> Dict[str, tf
     accuracy, precision, recall and f1 of the positive class, and glue_score (the mean of
     accuracy and F1, GLUE's MRPC score). A ratio with a zero denominator is 0.
   """
-  confusion = tf.cast(confusion, tf.float64)
+  confusion = tf.cast(confusion, tf.float32)  # Exact for counts below 2**24.
   total = tf.reduce_sum(confusion)
   true_positives = confusion[positive_class_id, positive_class_id]
   predicted_positives = tf.reduce_sum(confusion[:, positive_class_id])
@@ -77,10 +77,10 @@ class ConfusionScore(tf_keras.metrics.Metric):
     del sample_weight
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
     predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    keep = labels >= 0
+    # Weights, not a boolean mask, so shapes stay static (TPU/XLA).
     self.confusion.assign_add(tf.math.confusion_matrix(
-        tf.boolean_mask(labels, keep), tf.boolean_mask(predictions, keep),
-        num_classes=self.num_classes, dtype=tf.float32))
+        tf.maximum(labels, 0), predictions, num_classes=self.num_classes,
+        weights=tf.cast(labels >= 0, tf.float32), dtype=tf.float32))
 
   def result(self):
     return tf.cast(

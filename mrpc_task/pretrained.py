@@ -56,20 +56,24 @@ def restore_encoder(encoder: tf.Module, path: str, key: str = 'task.init_checkpo
     FileNotFoundError: there is no checkpoint at `path`.
     CheckpointMismatchError: a variable has no value in the checkpoint, a value has the wrong
       shape, or the checkpoint holds encoder values the encoder has no variable for; the
-      message names each of them.
+      message names each of them. Values outside `encoder` (pretraining heads, counters) are
+      ignored.
   """
   prefix = resolve_checkpoint(path)
-  status = None
-  try:
-    status = tf.train.Checkpoint(encoder=encoder).read(prefix)
-    status.assert_consumed()
-  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-    if status is not None:
-      status.expect_partial()  # The error below reports the misfit; no second warning.
-    problems = _describe_mismatch(prefix, encoder)
-    detail = '; '.join(problems) if problems else str(e)[:2000]
+  # Compare names and shapes first: the checkpoint may hold more than the encoder (a
+  # save_counter, pretraining heads), which is fine, but every encoder value must match.
+  problems = _describe_mismatch(prefix, encoder)
+  if problems:
     raise CheckpointMismatchError(
-        f'{key}={prefix!r} does not fit the encoder of task.model.encoder: {detail}') from None
+        f'{key}={prefix!r} does not fit the encoder of task.model.encoder: '
+        + '; '.join(problems))
+  status = tf.train.Checkpoint(encoder=encoder).read(prefix)
+  status.expect_partial()
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError as e:
+    raise CheckpointMismatchError(
+        f'{key}={prefix!r} does not fit the encoder of task.model.encoder: {e}') from None
   logging.info('Restored the encoder from %s', prefix)
   return prefix
 

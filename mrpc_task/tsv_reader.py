@@ -61,19 +61,24 @@ def read_sentence_pairs(path: str,
 
   Raises:
     FileNotFoundError: `path` does not exist.
-    TsvFormatError: empty file, missing header column, or (with 'error') a bad row.
+    TsvFormatError: empty file, missing or repeated header column, or (with 'error') a bad
+      row. A header with no rows is not an error here (0 pairs); the data pipeline rejects it.
   """
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'{path}: no such file')
   with tf.io.gfile.GFile(path, 'rb') as f:
     raw = f.read()
   lines = raw.split(b'\n')
-  if lines and lines[-1] == b'':
+  while lines and not lines[-1].strip():  # Trailing blank lines end the file.
     lines.pop()
   if not lines:
     raise TsvFormatError(f'{path}: the file is empty (expected a header line)')
   name = os.path.basename(path)
-  header = _decode(lines[0], path, 1).lstrip(_BOM).rstrip('\r').split('\t')
+  header = [name.strip() for name in
+            _decode(lines[0], path, 1).lstrip(_BOM).rstrip('\r').split('\t')]
+  repeated = sorted({name for name in header if header.count(name) > 1})
+  if repeated:
+    raise TsvFormatError(f'{path}:1: header repeats column name(s) {repeated}')
   wanted = [sentence1_column, sentence2_column] + ([label_column] if label_column else [])
   missing = [column for column in wanted if column not in header]
   if missing:

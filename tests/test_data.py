@@ -67,6 +67,21 @@ def test_tsv_reader_bad_label_names_file_and_line(tmp_path):
   assert pairs.skipped == ["train.tsv:3: label 'x' is not one of ['0', '1']"]
 
 
+def test_tsv_reader_ignores_trailing_blank_lines_and_header_spaces(tmp_path):
+  """Blank lines at the end and spaces around header names are harmless."""
+  path = tmp_path / 'train.tsv'
+  path.write_text(HEADER.replace('#2 String', ' #2 String ') + '1\t1\t2\ta\tb\n\n  \n\r\n')
+  assert _read(path).sentence2 == ['b']
+
+
+def test_tsv_reader_rejects_repeated_header_names(tmp_path):
+  """A header naming a column twice fails instead of reading the first silently."""
+  path = tmp_path / 'train.tsv'
+  path.write_text('Quality\t#1 String\t#1 String\t#2 String\n1\ta\tb\tc\n')
+  with pytest.raises(tsv_reader.TsvFormatError, match=r"train\.tsv:1: header repeats.*#1 String"):
+    _read(path)
+
+
 def test_tsv_reader_missing_file_names_it(tmp_path):
   """A missing split file fails with its path."""
   with pytest.raises(FileNotFoundError, match='dev.tsv'):

@@ -24,7 +24,9 @@ OVERRIDE = {
                             'global_batch_size': 8},
     },
     'trainer': {'train_steps': 6, 'validation_interval': 3, 'checkpoint_interval': 3,
-                'steps_per_loop': 3, 'summary_interval': 3},
+                'steps_per_loop': 3, 'summary_interval': 3,
+                'optimizer_config': {'learning_rate': {'polynomial': {'decay_steps': 6}},
+                                     'warmup': {'linear': {'warmup_steps': 1}}}},
 }
 
 
@@ -80,6 +82,14 @@ def test_train_writes_params_checkpoints_and_summaries(trained):
     assert set(evals[tag]) == {3, 6}, tag
   assert evals['glue_score'][6] == pytest.approx((evals['accuracy'][6] + evals['f1'][6]) / 2)
   assert 'training_loss' in _scalars(os.path.join(trained, 'train'))
+
+
+def test_export_defaults_to_best_checkpoint(trained):
+  """Without --checkpoint_path, export reads the best-by-F1 checkpoint the trainer kept."""
+  from mrpc_task import cli  # pylint: disable=g-import-not-at-top
+  chosen = cli.default_export_checkpoint(trained, 'best_ckpt')
+  assert chosen == tf.train.latest_checkpoint(os.path.join(trained, 'best_ckpt'))
+  assert cli.default_export_checkpoint(trained, '') == tf.train.latest_checkpoint(trained)
 
 
 def _reference_logits(model_dir, sentence1, sentence2):

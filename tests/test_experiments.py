@@ -103,6 +103,17 @@ def test_unknown_override_key_fails():
     ({'task': {'train_data': {'padding': 'bucketed', 'bucket_boundaries': [64, 32]}}},
      'task.train_data.bucket_boundaries'),
     ({'runtime': {'num_gpus': 3}}, 'task.train_data.global_batch_size'),
+    ({'task': {'train_data': {'label_vocabulary': ['1', '1']}}},
+     'task.train_data.label_vocabulary'),
+    ({'task': {'class_names': ['same', 'same']}}, 'task.class_names'),
+    ({'runtime': {'distribution_strategy': 'tpu'},
+      'task': {'validation_data': {'padding': 'bucketed'}}}, 'task.validation_data.padding'),
+    ({'task': {'train_data': {'source': 'tsv', 'tsv_dir': 'x', 'tsv_columns': {'label': ''}}}},
+     'task.train_data.tsv_columns.label'),
+    ({'trainer': {'train_steps': 200}},
+     'trainer.optimizer_config.learning_rate.polynomial.decay_steps'),
+    ({'trainer': {'optimizer_config': {'warmup': {'linear': {'warmup_steps': 100}}}}},
+     'trainer.optimizer_config.warmup.linear.warmup_steps'),
 ])
 def test_invalid_values_fail_validation_naming_the_key(override, key):
   """Cross-field rules fail in validate(), before training, with the key in the message."""

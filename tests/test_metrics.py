@@ -53,13 +53,14 @@ def test_keras_metric_ignores_unlabeled_rows():
 
 
 def test_metric_is_exact_under_mirrored_strategy():
-  """Under a 2-replica MirroredStrategy the counts sum over replicas: same scores."""
+  """2 replicas, uneven last batch (one replica gets nothing): counts still sum exactly."""
   cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
   assert len(cpus) == 2, 'conftest configures 2 logical CPUs'
   strategy = tf.distribute.MirroredStrategy(cpus)
   with strategy.scope():
     f1 = metrics.ConfusionScore('f1', num_classes=2, positive_class_id=1)
-  dataset = tf.data.Dataset.from_tensor_slices((LABELS, _logits(PREDICTIONS))).batch(4)
-  for labels, logits in strategy.experimental_distribute_dataset(dataset):
-    strategy.run(f1.update_state, (labels, logits))
-  assert float(f1.result()) == pytest.approx(2 / 3, abs=1e-6)
+  labels, predictions = LABELS + [1], PREDICTIONS + [1]  # tp=4 fp=2 fn=1 tn=2
+  dataset = tf.data.Dataset.from_tensor_slices((labels, _logits(predictions))).batch(4)
+  for batch_labels, batch_logits in strategy.experimental_distribute_dataset(dataset):
+    strategy.run(f1.update_state, (batch_labels, batch_logits))
+  assert float(f1.result()) == pytest.approx(8 / 11, abs=1e-6)

@@ -125,3 +125,16 @@ def test_batch_not_divisible_by_replicas_fails_naming_key(monkeypatch):
                                        num_replicas_in_sync=2)
   with pytest.raises(ValueError, match='global_batch_size=9.*2'):
     task.build_inputs(params.task.train_data, context)
+
+
+def test_initialize_accepts_checkpoints_with_more_than_the_encoder(monkeypatch, tmp_path):
+  """A `.save()` checkpoint (save_counter) with a pretraining head beside the encoder restores."""
+  source = encoders.build_encoder(tiny_encoder())
+  head = tf.Variable(tf.ones([3]))
+  prefix = tf.train.Checkpoint(encoder=source, masked_lm=tf.train.Checkpoint(w=head)).save(
+      str(tmp_path / 'pretrain'))
+  params = tiny_experiment(monkeypatch, init_checkpoint=prefix)
+  task, model = _task_and_model(params)
+  task.initialize(model)
+  np.testing.assert_array_equal(source.variables[0].numpy(),
+                                model.checkpoint_items['encoder'].variables[0].numpy())
