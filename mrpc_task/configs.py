@@ -17,6 +17,7 @@ SOURCES = ('tfds', 'tsv', 'tfrecord')
 PADDINGS = ('static', 'bucketed')
 TSV_SPLITS = ('train', 'dev', 'test')
 BAD_ROW_POLICIES = ('error', 'skip')
+POOLINGS = ('pooler', 'cls', 'mean')
 
 
 class ConfigError(ValueError):
@@ -125,8 +126,9 @@ class ModelConfig(hyperparams.Config):
   num_classes: int = 2
   # Dropout on the pooled output before the classification layer, as in BERT.
   dropout_rate: float = 0.1
-  # Classify from the encoder's pooler ([CLS] -> dense -> tanh), as the tutorial does.
-  use_encoder_pooler: bool = True
+  # How the pair becomes one vector: 'pooler' (the encoder's [CLS] -> dense -> tanh, as the
+  # tutorial), 'cls' ([CLS] into a new dense-tanh head) or 'mean' (masked mean of tokens).
+  pooling: str = 'pooler'
 
 
 @dataclasses.dataclass
@@ -159,6 +161,8 @@ class SentencePairTaskConfig(cfg.TaskConfig):
       _fail(f'{prefix}.init_from_hf', self.init_from_hf,
             f'set at most one of init_checkpoint and init_from_hf')
     num_classes = self.model.num_classes
+    if self.model.pooling not in POOLINGS:
+      _fail(f'{prefix}.model.pooling', self.model.pooling, f'must be one of {POOLINGS}')
     if num_classes < 2:
       _fail(f'{prefix}.model.num_classes', num_classes, 'must be >= 2')
     names = list(self.class_names)

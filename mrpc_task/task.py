@@ -12,11 +12,11 @@ from official.core import base_task
 from official.core import task_factory
 from official.modeling import tf_utils
 from official.nlp.configs import encoders
-from official.nlp.modeling import models
 
 from mrpc_task import configs
 from mrpc_task import data
 from mrpc_task import metrics as metrics_lib
+from mrpc_task import modeling
 from mrpc_task import pretrained
 from mrpc_task import tokenization
 
@@ -55,14 +55,13 @@ class SentencePairTask(base_task.Task):
 
   def build_model(self) -> tf_keras.Model:
     model_config = self.task_config.model
-    encoder = encoders.build_encoder(model_config.encoder)
-    return models.BertClassifier(
-        network=encoder,
+    return modeling.build_classifier(
+        encoders.build_encoder(model_config.encoder),
         num_classes=model_config.num_classes,
-        initializer=tf_keras.initializers.TruncatedNormal(
-            stddev=model_config.encoder.get().initializer_range),
+        pooling=model_config.pooling,
         dropout_rate=model_config.dropout_rate,
-        use_encoder_pooler=model_config.use_encoder_pooler)
+        initializer=tf_keras.initializers.TruncatedNormal(
+            stddev=model_config.encoder.get().initializer_range))
 
   def initialize(self, model: tf_keras.Model):
     """Restores the pretrained encoder; Orbit calls this only when model_dir has no checkpoint."""
