@@ -110,9 +110,12 @@ def encode_pairs(pairs: tf.data.Dataset,
 
 def batch_examples(examples: tf.data.Dataset, params: configs.SentencePairDataConfig,
                    batch_size: int) -> tf.data.Dataset:
-  """Batches packed examples: fixed [batch, seq_length], or bucketed by length and trimmed."""
-  if params.padding == 'static':
-    return examples.batch(batch_size, drop_remainder=params.drop_remainder)
+  """Batches packed examples: [batch, seq_length], or trimmed to the longest (after bucketing)."""
+  if params.padding in ('static', 'trimmed'):
+    batched = examples.batch(batch_size, drop_remainder=params.drop_remainder)
+    if params.padding == 'static':
+      return batched
+    return batched.map(lambda features, label: (tokenization.trim_to_longest(features), label))
 
   def length(features, label):
     del label
