@@ -82,6 +82,71 @@ def test_tsv_reader_rejects_repeated_header_names(tmp_path):
     _read(path)
 
 
+@pytest.mark.parametrize('content, message', [
+    (b'', r'train\.tsv: the file is empty'),
+    (b'Quality\t#1 String\n1\ta\n', r"train\.tsv:1: header .* lacks column\(s\) \['#2 String'\]"),
+    (HEADER.encode() + b'1\t1\t2\ta\n', r'train\.tsv:2: 4 columns, header has 5'),
+    (HEADER.encode() + b'1\t1\t2\ta\tb\tc\n', r'train\.tsv:2: 6 columns, header has 5'),
+    (HEADER.encode() + b'1\t1\t2\tcaf\xe9\tb\n', r'train\.tsv:2: not valid UTF-8 at byte 9'),
+    (HEADER.encode() + b'1\t1\t2\t  \tb\n', r"train\.tsv:2: column '#1 String' is blank"),
+    (HEADER.encode() + b'2\t1\t2\ta\tb\n', r"train\.tsv:2: label '2' is not one of"),
+])
+def test_tsv_reader_errors_name_file_and_line(tmp_path, content, message):
+  """Each malformed file fails with the file, the line and what is wrong."""
+  path = tmp_path / 'train.tsv'
+  path.write_bytes(content)
+  with pytest.raises(tsv_reader.TsvFormatError, match=message):
+    _read(path)
+
+
+def test_tsv_reader_skip_mode_counts_and_logs_every_bad_row(tmp_path, caplog):
+  """on_bad_rows='skip' keeps good rows and logs how many were skipped and why."""
+  path = tmp_path / 'train.tsv'
+  path.write_bytes(HEADER.encode() + b'1\t1\t2\ta\tb\nx\t1\t2\ta\tb\n0\t1\t2\t\tb\n'
+                   b'1\t1\t2\tcaf\xe9\tb\n0\t3\t4\tc\td\n')
+  with caplog.at_level('WARNING'):
+    pairs = _read(path, on_bad_rows='skip')
+  assert pairs.labels == [1, 0] and len(pairs.skipped) == 3
+  assert "skipped 3 rows: train.tsv:3: label 'x'" in caplog.text
+  assert "train.tsv:4: column '#1 String' is blank" in caplog.text
+  assert 'train.tsv:5: not valid UTF-8' in caplog.text
+
+
+def test_tsv_reader_counts_duplicated_rows(tmp_path, caplog):
+  """Repeated rows are kept (they are data) but counted and reported."""
+  path = tmp_path / 'train.tsv'
+  path.write_text(HEADER + '1\t1\t2\ta\tb\n1\t1\t2\ta\tb\n0\t1\t2\ta\tc\n')
+  with caplog.at_level('WARNING'):
+    pairs = _read(path)
+  assert len(pairs) == 3 and pairs.duplicates == 1
+  assert '1 rows repeat an earlier row' in caplog.text
+
+
+def test_header_only_file_fails_before_training(tmp_path):
+  """A split with a header and no rows fails in the pipeline, naming the file."""
+  (tmp_path / 'dev.tsv').write_text(HEADER)
+  with pytest.raises(tsv_reader.TsvFormatError, match='dev.tsv: no usable rows'):
+    data.build_dataset(_data_config(tsv_dir=str(tmp_path)))
+
+
+def test_tfds_unreachable_says_how_to_use_local_files(monkeypatch):
+  """When TFDS cannot load (offline), the error names the dataset and the TSV way out."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  def offline(*args, **kwargs):
+    raise ConnectionError('network is unreachable')
+
+  monkeypatch.setattr(tfds, 'load', offline)
+  with pytest.raises(RuntimeError, match=r"tfds_name='glue/mrpc'.*MRPC_DATA_DIR"):
+    data.build_dataset(_data_config(source='tfds', tfds_name='glue/mrpc'))
+
+
+def test_missing_vocab_file_names_it(tmp_path):
+  """A vocab path with no file fails naming it."""
+  with pytest.raises(FileNotFoundError, match='nothing.txt'):
+    data.build_dataset(_data_config(vocab_file=str(tmp_path / 'nothing.txt')))
+
+
 def test_tsv_reader_missing_file_names_it(tmp_path):
   """A missing split file fails with its path."""
   with pytest.raises(FileNotFoundError, match='dev.tsv'):
