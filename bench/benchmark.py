@@ -77,6 +77,8 @@ def recipe():
     trainer.optimizer_config.learning_rate.polynomial.decay_steps = FLAGS.train_steps
     trainer.optimizer_config.warmup.linear.warmup_steps = FLAGS.train_steps // 10
     trainer.validation_interval = trainer.checkpoint_interval = FLAGS.train_steps
+    # Several loops, so a steady state exists after the first (tracing) one.
+    trainer.steps_per_loop = trainer.summary_interval = max(1, FLAGS.train_steps // 5)
   return params
 
 
