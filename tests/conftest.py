@@ -1,6 +1,9 @@
 """Shared fixtures: a 41-word vocab, a small MRPC-format folder, a tiny encoder config."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -18,7 +21,20 @@ tf.config.set_logical_device_configuration(
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 FIXTURE_VOCAB = os.path.join(FIXTURES, 'vocab.txt')
-FIXTURE_MRPC = os.path.join(FIXTURES, 'mrpc')
+
+
+
+def _glue_folder():
+  """A temporary GLUE-layout folder (train.tsv, dev.tsv) holding the synthetic rows."""
+  folder = tempfile.mkdtemp(prefix='mrpc_fixture_')
+  atexit.register(shutil.rmtree, folder, ignore_errors=True)
+  for split in ('train', 'dev'):
+    shutil.copy(os.path.join(FIXTURES, 'mrpc', f'synthetic_{split}.txt'),
+                os.path.join(folder, f'{split}.tsv'))
+  return folder
+
+
+FIXTURE_MRPC = _glue_folder()
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
