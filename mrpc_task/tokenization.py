@@ -37,10 +37,6 @@ class SentencePairPreprocessor(tf.Module):
     self.packer = layers.BertPackInputs(
         seq_length=seq_length, special_tokens_dict=self.special_tokens)
 
-  @property
-  def vocab_size(self) -> int:
-    return int(self.special_tokens['vocab_size'])
-
   def tokenize(self, sentences: tf.Tensor) -> tf.RaggedTensor:
     """Strings [batch] -> word-piece ids, ragged [batch, words, pieces]."""
     return self.tokenizer(sentences)
