@@ -3,6 +3,8 @@
     tfm train_experiment --experiment=NAME --mode=MODE --model_dir=DIR [Model Garden flags]
     tfm export --experiment=NAME --model_dir=DIR --export_dir=DIR [--checkpoint_path=CKPT]
     tfm convert_checkpoint --from=hf|tf1 --input=PATH --output=DIR
+    tfm predict --export_dir=DIR --input=FILE|- [--output=FILE] [--batch_size=N]
+    tfm report --model_dir=DIR [--output_dir=DIR]
 
 `train_experiment` is `official.nlp.train.main` with our experiments registered, so its flags
 (`--config_file`, `--params_override`, `--gin_file`, `--gin_params`, `--tpu`, ...) mean exactly
@@ -25,9 +27,17 @@ def _train_experiment(argv: List[str]):
   from official.nlp import train  # pylint: disable=g-import-not-at-top
   import registry  # pylint: disable=g-import-not-at-top,unused-import
 
+  from mrpc_task import progress  # pylint: disable=g-import-not-at-top
+
   tfm_flags.define_flags()
   flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
-  app.run(train.main, argv=argv)
+  progress.install()
+
+  def main(args):
+    train.main(args)
+    progress.print_summary()
+
+  app.run(main, argv=argv)
 
 
 def _define_export_flags():
@@ -139,10 +149,82 @@ def _convert(argv: List[str]):
   app.run(_convert_main, argv=argv)
 
 
+def _define_predict_flags():
+  flags.DEFINE_string('export_dir', None, 'SavedModel written by `tfm export`.')
+  flags.DEFINE_string('input', None,
+                      'GLUE TSV (with header) or JSON lines with sentence1/sentence2; - = stdin.')
+  flags.DEFINE_string('output', '-', 'Predictions file (.jsonl/.json: JSON lines, else TSV); '
+                      '- = stdout.')
+  flags.DEFINE_integer('batch_size', 64, 'Pairs per model call.')
+  flags.DEFINE_string('sentence1_column', '', 'TSV column / JSON key of the first sentence '
+                      '(default: detected; JSON: sentence1).')
+  flags.DEFINE_string('sentence2_column', '', 'TSV column / JSON key of the second sentence.')
+  flags.DEFINE_string('label_column', '', 'TSV column / JSON key of the label, if any '
+                      '(default: Quality, label or is_duplicate when present).')
+  flags.DEFINE_enum('on_bad_rows', 'error', ['error', 'skip'],
+                    'error: stop at the first bad row; skip: count and report them.')
+  flags.mark_flags_as_required(['export_dir', 'input'])
+
+
+def _predict_main(_):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import  (tokenizer ops)
+  from mrpc_task import export  # pylint: disable=g-import-not-at-top
+  from mrpc_task import predict  # pylint: disable=g-import-not-at-top
+
+  serve = tf.saved_model.load(FLAGS.export_dir).signatures[export.SIGNATURE_KEY]
+  classes = export.read_classes(FLAGS.export_dir) or {
+      'class_names': [c.decode() for c in serve(sentence1=tf.constant(['a']),
+                                                sentence2=tf.constant(['a']))['class'].numpy()],
+      'positive_class_id': 1}
+  lines, name = predict.open_input(FLAGS.input)
+  out, as_json, close = predict.open_output(FLAGS.output)
+  skipped = []
+  pairs = predict.read_pairs(
+      lines, name, class_names=classes['class_names'],
+      columns=predict.Columns(FLAGS.sentence1_column, FLAGS.sentence2_column,
+                              FLAGS.label_column),
+      on_bad_rows=FLAGS.on_bad_rows, skipped=skipped)
+  try:
+    stats = predict.predict(serve, pairs, out, class_names=classes['class_names'],
+                            positive_class_id=classes['positive_class_id'],
+                            batch_size=FLAGS.batch_size, as_json=as_json)
+  finally:
+    if close:
+      out.close()
+  for line in predict.summary_lines(stats, skipped):
+    print(line, file=sys.stderr)
+
+
+def _predict(argv: List[str]):
+  _define_predict_flags()
+  app.run(_predict_main, argv=argv)
+
+
+def _define_report_flags():
+  flags.DEFINE_string('model_dir', None, 'Training directory (its train/ and validation/ '
+                      'TensorBoard event files are read).')
+  flags.DEFINE_string('output_dir', None, 'Where to write the PNGs (default: MODEL_DIR/report).')
+  flags.mark_flags_as_required(['model_dir'])
+
+
+def _report_main(_):
+  from mrpc_task import report  # pylint: disable=g-import-not-at-top
+  for path in report.write_report(FLAGS.model_dir, FLAGS.output_dir):
+    print(f'Wrote {path}')
+
+
+def _report(argv: List[str]):
+  _define_report_flags()
+  app.run(_report_main, argv=argv)
+
+
 COMMANDS: Dict[str, Callable[[List[str]], None]] = {
     'train_experiment': _train_experiment,
     'export': _export,
     'convert_checkpoint': _convert,
+    'predict': _predict,
+    'report': _report,
 }
 
 

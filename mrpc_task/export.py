@@ -4,7 +4,9 @@ Tokenization is inside the graph (its vocab saved as an asset), so a client send
 needs nothing of this package; only `import tensorflow_text` before loading, for its ops.
 """
 
-from typing import Dict, Mapping, Optional
+import json
+import os
+from typing import Dict, List, Mapping, Optional
 
 import tensorflow as tf
 import tf_keras
@@ -14,6 +16,8 @@ from mrpc_task import configs
 from mrpc_task import tokenization
 
 SIGNATURE_KEY = 'serving_default'
+EXTRA_ASSETS = 'assets.extra'
+CLASSES_FILE = 'classes.json'
 
 
 class SentencePairServingModule(export_base.ExportModule):
@@ -83,6 +87,26 @@ def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
     trim_padding: see `SentencePairServingModule`.
   """
   module = SentencePairServingModule(params, model, trim_padding=trim_padding)
-  return export_base.export(
+  path = export_base.export(
       module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=checkpoint_path,
       timestamped=False)
+  write_classes(path, list(params.class_names), params.positive_class_id)
+  return path
+
+
+def write_classes(export_dir: str, class_names: List[str], positive_class_id: int):
+  """Saves which class F1 is about beside the SavedModel (`assets.extra/`, TF Serving's place
+  for files the server ignores), so `tfm predict` scores labeled input as training did."""
+  folder = os.path.join(export_dir, EXTRA_ASSETS)
+  tf.io.gfile.makedirs(folder)
+  with tf.io.gfile.GFile(os.path.join(folder, CLASSES_FILE), 'w') as f:
+    json.dump({'class_names': class_names, 'positive_class_id': positive_class_id}, f)
+
+
+def read_classes(export_dir: str) -> Optional[Dict[str, object]]:
+  """What `write_classes` saved, or None for exports made without it."""
+  path = os.path.join(export_dir, EXTRA_ASSETS, CLASSES_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)

@@ -94,8 +94,38 @@ class ConfusionScore(tf_keras.metrics.Metric):
             'positive_class_id': self.positive_class_id}
 
 
-def pair_classification_metrics(num_classes: int,
-                                positive_class_id: int) -> List[ConfusionScore]:
-  """The metrics reported at every evaluation: accuracy, F1 and their mean."""
-  return [ConfusionScore(name, num_classes=num_classes, positive_class_id=positive_class_id)
-          for name in ('accuracy', 'f1', 'glue_score')]
+CONFUSION_PREFIX = 'confusion'
+
+
+def confusion_count_name(true_id: int, predicted_id: int) -> str:
+  """Summary tag of one confusion-matrix cell, e.g. `confusion/true1_pred0`."""
+  return f'{CONFUSION_PREFIX}/true{true_id}_pred{predicted_id}'
+
+
+class ConfusionCount(ConfusionScore):
+  """One cell of the accumulated confusion matrix, so TensorBoard (and `tfm report`) see it."""
+
+  def __init__(self, true_id: int, predicted_id: int, *, num_classes: int, **kwargs):
+    super().__init__('accuracy', num_classes=num_classes, positive_class_id=0,
+                     name=kwargs.pop('name', confusion_count_name(true_id, predicted_id)),
+                     **kwargs)
+    self.true_id = true_id
+    self.predicted_id = predicted_id
+
+  def result(self):
+    return self.confusion[self.true_id, self.predicted_id]
+
+  def get_config(self):
+    config = super().get_config()
+    del config['score'], config['positive_class_id']
+    return {**config, 'true_id': self.true_id, 'predicted_id': self.predicted_id}
+
+
+def pair_classification_metrics(num_classes: int, positive_class_id: int, *,
+                                with_counts: bool = True) -> List[ConfusionScore]:
+  """Accuracy, F1, their mean and (with_counts) the matrix cells, for every evaluation."""
+  scores = [ConfusionScore(name, num_classes=num_classes, positive_class_id=positive_class_id)
+            for name in ('accuracy', 'f1', 'glue_score')]
+  cells = [ConfusionCount(true_id, predicted_id, num_classes=num_classes)
+           for true_id in range(num_classes) for predicted_id in range(num_classes)]
+  return scores + (cells if with_counts else [])

@@ -87,9 +87,10 @@ class SentencePairTask(base_task.Task):
     return loss
 
   def build_metrics(self, training: Optional[bool] = None):
-    del training
+    # Confusion-matrix cells only for evaluation: training logs stay short.
     return metrics_lib.pair_classification_metrics(
-        self.task_config.model.num_classes, self.task_config.positive_class_id)
+        self.task_config.model.num_classes, self.task_config.positive_class_id,
+        with_counts=not training)
 
   def process_metrics(self, metrics, labels, model_outputs, **kwargs):
     for metric in metrics:

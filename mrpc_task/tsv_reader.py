@@ -8,7 +8,7 @@ and reported instead; nothing is dropped silently.
 
 import dataclasses
 import os
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from absl import logging
 import tensorflow as tf
@@ -73,41 +73,15 @@ def read_sentence_pairs(path: str,
     lines.pop()
   if not lines:
     raise TsvFormatError(f'{path}: the file is empty (expected a header line)')
+  layout = RowLayout.from_header(
+      lines[0], path, sentence1_column=sentence1_column, sentence2_column=sentence2_column,
+      label_column=label_column, label_ids={label: i for i, label in enumerate(label_vocabulary)})
   name = os.path.basename(path)
-  header = [name.strip() for name in
-            _decode(lines[0], path, 1).lstrip(_BOM).rstrip('\r').split('\t')]
-  repeated = sorted({name for name in header if header.count(name) > 1})
-  if repeated:
-    raise TsvFormatError(f'{path}:1: header repeats column name(s) {repeated}')
-  wanted = [sentence1_column, sentence2_column] + ([label_column] if label_column else [])
-  missing = [column for column in wanted if column not in header]
-  if missing:
-    raise TsvFormatError(
-        f'{path}:1: header {header} lacks column(s) {missing}; expected GLUE layout with '
-        f'columns {wanted}')
-  index1, index2 = header.index(sentence1_column), header.index(sentence2_column)
-  label_index = header.index(label_column) if label_column else None
-  label_ids = {label: i for i, label in enumerate(label_vocabulary)}
-
   pairs = SentencePairs([], [], [] if label_column else None)
   seen = set()
   for line_number, line in enumerate(lines[1:], start=2):
     try:
-      fields = _decode(line, path, line_number).rstrip('\r').split('\t')
-      if len(fields) != len(header):
-        raise TsvFormatError(
-            f'{path}:{line_number}: {len(fields)} columns, header has {len(header)}')
-      first, second = fields[index1].strip(), fields[index2].strip()
-      for column, text in ((sentence1_column, first), (sentence2_column, second)):
-        if not text:
-          raise TsvFormatError(f'{path}:{line_number}: column {column!r} is blank')
-      label = None
-      if label_index is not None:
-        label = label_ids.get(fields[label_index].strip())
-        if label is None:
-          raise TsvFormatError(
-              f'{path}:{line_number}: label {fields[label_index]!r} is not one of '
-              f'{list(label_vocabulary)}')
+      first, second, label = layout.parse(line, line_number)
     except TsvFormatError as e:
       if on_bad_rows != 'skip':
         raise
@@ -122,6 +96,61 @@ def read_sentence_pairs(path: str,
       pairs.labels.append(label)
   _report(path, pairs)
   return pairs
+
+
+@dataclasses.dataclass(frozen=True)
+class RowLayout:
+  """Where the wanted columns are in a file's rows, from its header; parses one row at a time.
+
+  Shared by the whole-file reader above and by streaming readers (`tfm predict`).
+  """
+  path: str
+  width: int
+  sentence1: Tuple[str, int]
+  sentence2: Tuple[str, int]
+  label: Optional[Tuple[str, int]]
+  label_ids: Mapping[str, int]
+
+  @classmethod
+  def from_header(cls, line: bytes, path: str, *, sentence1_column: str,
+                  sentence2_column: str, label_column: str,
+                  label_ids: Mapping[str, int]) -> 'RowLayout':
+    """Checks the header line; `label_column` '' means the rows carry no label."""
+    header = [name.strip() for name in
+              _decode(line, path, 1).lstrip(_BOM).rstrip('\r').split('\t')]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+      raise TsvFormatError(f'{path}:1: header repeats column name(s) {repeated}')
+    wanted = [sentence1_column, sentence2_column] + ([label_column] if label_column else [])
+    missing = [column for column in wanted if column not in header]
+    if missing:
+      raise TsvFormatError(
+          f'{path}:1: header {header} lacks column(s) {missing}; expected GLUE layout with '
+          f'columns {wanted}')
+    return cls(path=path, width=len(header),
+               sentence1=(sentence1_column, header.index(sentence1_column)),
+               sentence2=(sentence2_column, header.index(sentence2_column)),
+               label=(label_column, header.index(label_column)) if label_column else None,
+               label_ids=dict(label_ids))
+
+  def parse(self, line: bytes, line_number: int) -> Tuple[str, str, Optional[int]]:
+    """(sentence1, sentence2, class id or None) of one row, or TsvFormatError naming file:line."""
+    where = f'{self.path}:{line_number}'
+    fields = _decode(line, self.path, line_number).rstrip('\r').split('\t')
+    if len(fields) != self.width:
+      raise TsvFormatError(f'{where}: {len(fields)} columns, header has {self.width}')
+    texts = []
+    for column, index in (self.sentence1, self.sentence2):
+      texts.append(fields[index].strip())
+      if not texts[-1]:
+        raise TsvFormatError(f'{where}: column {column!r} is blank')
+    label = None
+    if self.label is not None:
+      label = self.label_ids.get(fields[self.label[1]].strip())
+      if label is None:
+        raise TsvFormatError(
+            f'{where}: label {fields[self.label[1]]!r} is not one of {list(self.label_ids)}')
+    return texts[0], texts[1], label
 
 
 def _decode(line: bytes, path: str, line_number: int) -> str:

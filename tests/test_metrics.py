@@ -64,3 +64,15 @@ def test_metric_is_exact_under_mirrored_strategy():
   for batch_labels, batch_logits in strategy.experimental_distribute_dataset(dataset):
     strategy.run(f1.update_state, (batch_labels, batch_logits))
   assert float(f1.result()) == pytest.approx(8 / 11, abs=1e-6)
+
+
+def test_confusion_counts_are_the_matrix_cells_and_only_at_evaluation():
+  """Evaluation metrics expose each cell (true, predicted) under its tag; training ones don't."""
+  evaluation = metrics.pair_classification_metrics(2, 1)
+  training = metrics.pair_classification_metrics(2, 1, with_counts=False)
+  assert [m.name for m in training] == ['accuracy', 'f1', 'glue_score']
+  for metric in evaluation:
+    metric.update_state(tf.constant(LABELS), _logits(PREDICTIONS))
+  cells = {m.name: float(m.result()) for m in evaluation if m.name.startswith('confusion/')}
+  assert cells == {'confusion/true0_pred0': 2.0, 'confusion/true0_pred1': 2.0,
+                   'confusion/true1_pred0': 1.0, 'confusion/true1_pred1': 3.0}

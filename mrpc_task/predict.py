@@ -1,0 +1,258 @@
+"""Runs an exported model over a file of sentence pairs, streaming, in constant memory.
+
+Input is a GLUE TSV (with a header) or JSON lines (`{"sentence1": ..., "sentence2": ...}`),
+detected from the first non-blank line. Rows are read, scored and written one batch at a time,
+so a million-line file needs no more memory than one batch. Labeled input (a label column or
+key) is also scored: accuracy and F1 from the summed confusion matrix, as in training.
+"""
+
+import dataclasses
+import json
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, Tuple
+
+import numpy as np
+
+from mrpc_task import metrics
+from mrpc_task import tsv_reader
+
+# Column names tried in order when the TSV header does not name them on the command line:
+# MRPC's, then the GLUE / TFDS names most pair tasks use, then QQP's.
+SENTENCE_COLUMNS = (('#1 String', '#2 String'), ('sentence1', 'sentence2'),
+                    ('question1', 'question2'))
+LABEL_COLUMNS = ('Quality', 'label', 'is_duplicate')
+_MAX_REPORTED = 5
+
+
+class PredictInputError(ValueError):
+  """A row or header of the input is malformed; the message names the input and line."""
+
+
+@dataclasses.dataclass
+class Pair:
+  line: int
+  sentence1: str
+  sentence2: str
+  label: Optional[int]
+
+
+@dataclasses.dataclass
+class Columns:
+  """Which fields hold the sentences and label; '' = detect from the header / use defaults."""
+  sentence1: str = ''
+  sentence2: str = ''
+  label: str = ''
+
+
+def label_ids(class_names: Sequence[str]) -> Dict[str, int]:
+  """Labels accepted in input: a class name or its id ('0', '1', ...)."""
+  ids = {str(i): i for i in range(len(class_names))}
+  ids.update({name: i for i, name in enumerate(class_names)})
+  return ids
+
+
+def _tsv_layout(header: bytes, name: str, columns: Columns,
+                ids: Dict[str, int]) -> tsv_reader.RowLayout:
+  text = header.decode('utf-8', errors='replace').lstrip('\ufeff').rstrip('\r\n')
+  fields = [field.strip() for field in text.split('\t')]
+  first, second = columns.sentence1, columns.sentence2
+  if not (first and second):
+    found = [pair for pair in SENTENCE_COLUMNS if pair[0] in fields and pair[1] in fields]
+    if not found:
+      raise PredictInputError(
+          f'{name}:1: header {fields} has none of the sentence columns {SENTENCE_COLUMNS}; '
+          'name them with --sentence1_column/--sentence2_column')
+    first, second = found[0]
+  label = columns.label or next((column for column in LABEL_COLUMNS if column in fields), '')
+  return tsv_reader.RowLayout.from_header(
+      header, name, sentence1_column=first, sentence2_column=second, label_column=label,
+      label_ids=ids)
+
+
+def _json_pair(line: bytes, line_number: int, name: str, columns: Columns,
+               ids: Dict[str, int]) -> Pair:
+  where = f'{name}:{line_number}'
+  try:
+    row = json.loads(line)
+  except ValueError as e:
+    raise PredictInputError(f'{where}: not valid JSON ({e})') from None
+  if not isinstance(row, dict):
+    raise PredictInputError(f'{where}: expected a JSON object, got {type(row).__name__}')
+  texts = []
+  for key in (columns.sentence1 or 'sentence1', columns.sentence2 or 'sentence2'):
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+      raise PredictInputError(f'{where}: key {key!r} missing, blank or not a string')
+    texts.append(value.strip())
+  label_key = columns.label or 'label'
+  label = None
+  if row.get(label_key) is not None:
+    label = ids.get(str(row[label_key]))
+    if label is None:
+      raise PredictInputError(
+          f'{where}: {label_key} {row[label_key]!r} is not one of {sorted(ids)}')
+  return Pair(line_number, texts[0], texts[1], label)
+
+
+def read_pairs(lines: Iterable[bytes], name: str, *, class_names: Sequence[str],
+               columns: Optional[Columns] = None, on_bad_rows: str = 'error',
+               skipped: Optional[List[str]] = None) -> Iterator[Pair]:
+  """Yields the pairs of a TSV or JSON-lines stream, one at a time.
+
+  Args:
+    lines: the input's raw lines (a binary file object works).
+    name: shown in messages (the path, or `<stdin>`).
+    class_names: the model's classes, to read labels given as names or ids.
+    columns: column names / JSON keys; detected when empty.
+    on_bad_rows: 'error' raises on the first bad row; 'skip' records it in `skipped`.
+    skipped: receives 'name:line: why' for each skipped row, and blank lines.
+
+  Raises:
+    PredictInputError / tsv_reader.TsvFormatError: bad header, or a bad row with 'error'.
+  """
+  columns = columns or Columns()
+  ids = label_ids(class_names)
+  skipped = [] if skipped is None else skipped
+  layout = None
+  is_json = None
+  for line_number, line in enumerate(lines, start=1):
+    if not line.strip():
+      skipped.append(f'{name}:{line_number}: blank line')
+      continue
+    if is_json is None:
+      is_json = line.lstrip(b'\xef\xbb\xbf \t').startswith(b'{')
+      if not is_json:
+        layout = _tsv_layout(line, name, columns, ids)
+        continue
+    try:
+      if is_json:
+        yield _json_pair(line.rstrip(b'\r\n'), line_number, name, columns, ids)
+      else:
+        yield Pair(line_number, *layout.parse(line.rstrip(b'\n'), line_number))
+    except (PredictInputError, tsv_reader.TsvFormatError) as e:
+      if on_bad_rows != 'skip':
+        raise
+      skipped.append(str(e))
+
+
+def _batches(pairs: Iterator[Pair], size: int) -> Iterator[List[Pair]]:
+  batch = []
+  for pair in pairs:
+    batch.append(pair)
+    if len(batch) == size:
+      yield batch
+      batch = []
+  if batch:
+    yield batch
+
+
+@dataclasses.dataclass
+class PredictionStats:
+  """Counts kept while streaming: constant size whatever the input length."""
+  num_classes: int
+  positive_class_id: int
+  rows: int = 0
+  confusion: np.ndarray = None
+
+  def __post_init__(self):
+    self.confusion = np.zeros([self.num_classes, self.num_classes], np.int64)
+
+  def add(self, labels: Sequence[Optional[int]], class_ids: Sequence[int]):
+    self.rows += len(class_ids)
+    for label, class_id in zip(labels, class_ids):
+      if label is not None:
+        self.confusion[label, class_id] += 1
+
+  @property
+  def labeled(self) -> int:
+    return int(self.confusion.sum())
+
+  def scores(self) -> Dict[str, float]:
+    return {name: float(value) for name, value in
+            metrics.scores_from_confusion(self.confusion, self.positive_class_id).items()}
+
+
+class _Writer:
+  """Writes one prediction per pair, as TSV (with a header) or JSON lines."""
+
+  def __init__(self, out: TextIO, *, as_json: bool, probability_key: str):
+    self.out, self.as_json, self.probability_key = out, as_json, probability_key
+    if not as_json:
+      out.write(f'line\tclass\t{probability_key}\n')
+
+  def write(self, pair: Pair, class_name: str, probability: float):
+    if self.as_json:
+      self.out.write(json.dumps({'line': pair.line, 'class': class_name,
+                                 self.probability_key: round(probability, 7)}) + '\n')
+    else:
+      self.out.write(f'{pair.line}\t{class_name}\t{probability:.7f}\n')
+
+
+def predict(serve, pairs: Iterator[Pair], out: TextIO, *, class_names: Sequence[str],
+            positive_class_id: int, batch_size: int = 64,
+            as_json: bool = False) -> PredictionStats:
+  """Scores `pairs` with a serving signature, writing each batch as it is done.
+
+  Args:
+    serve: the export's `serving_default` (sentence1, sentence2 -> logits, probabilities...).
+    pairs: from `read_pairs`.
+    out: text stream for the predictions: `line`, `class`, `probability_<positive class>`.
+    class_names: the model's classes.
+    positive_class_id: whose probability is written and whose F1 is computed.
+    batch_size: pairs per call of the model.
+    as_json: JSON lines instead of TSV.
+
+  Returns:
+    Row counts and the confusion matrix of the labeled rows.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if batch_size <= 0:
+    raise ValueError(f'--batch_size={batch_size}: must be > 0')
+  stats = PredictionStats(len(class_names), positive_class_id)
+  writer = _Writer(out, as_json=as_json,
+                   probability_key=f'probability_{class_names[positive_class_id]}')
+  for batch in _batches(pairs, batch_size):
+    outputs = serve(sentence1=tf.constant([p.sentence1 for p in batch]),
+                    sentence2=tf.constant([p.sentence2 for p in batch]))
+    class_ids = outputs['class_id'].numpy()
+    probabilities = outputs['probabilities'].numpy()[:, positive_class_id]
+    for pair, class_id, probability in zip(batch, class_ids, probabilities):
+      writer.write(pair, class_names[class_id], float(probability))
+    stats.add([p.label for p in batch], class_ids)
+    out.flush()
+  return stats
+
+
+def summary_lines(stats: PredictionStats, skipped: List[str]) -> List[str]:
+  """What to tell the user at the end: rows, skips and, on labeled input, the scores."""
+  lines = [f'predicted {stats.rows} pairs']
+  if skipped:
+    shown = ', '.join(skipped[:_MAX_REPORTED])
+    more = len(skipped) - _MAX_REPORTED
+    lines.append(f'skipped {len(skipped)} rows: {shown}' + (f', and {more} more' if more > 0
+                                                             else ''))
+  if stats.labeled:
+    scores = stats.scores()
+    lines.append(f'{stats.labeled} labeled pairs: accuracy {scores["accuracy"]:.4f} | '
+                 f'f1 {scores["f1"]:.4f}')
+  return lines
+
+
+def open_output(path: str) -> Tuple[TextIO, bool, bool]:
+  """(stream, as_json, should_close) for --output: '-' or '' is stdout (TSV); a path ending
+  in .jsonl or .json gets JSON lines."""
+  import sys  # pylint: disable=g-import-not-at-top
+  if path in ('', '-'):
+    return sys.stdout, False, False
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.gfile.GFile(path, 'w'), path.endswith(('.jsonl', '.json')), True
+
+
+def open_input(path: str) -> Tuple[Iterable[bytes], str]:
+  """(binary line iterator, name for messages) for --input: '-' is stdin."""
+  import sys  # pylint: disable=g-import-not-at-top
+  if path == '-':
+    return sys.stdin.buffer, '<stdin>'
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f'--input={path!r}: no such file')
+  return tf.io.gfile.GFile(path, 'rb'), path

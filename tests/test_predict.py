@@ -1,0 +1,159 @@
+"""`tfm predict`: reading TSV / JSON lines, streaming, and outputs equal to the export's."""
+
+import io
+import itertools
+import json
+import os
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrpc_task import predict
+from mrpc_task import tsv_reader
+from tests.conftest import FIXTURE_MRPC, TFM, run_tfm, scalars
+
+CLASSES = ['not_equivalent', 'equivalent']
+
+
+def _lines(text):
+  return io.BytesIO(text.encode('utf-8'))
+
+
+def _read(text, **kwargs):
+  return list(predict.read_pairs(_lines(text), 'in.txt', class_names=CLASSES, **kwargs))
+
+
+def test_reads_mrpc_tsv_with_labels_by_header():
+  """MRPC's header is recognised; Quality becomes the label; line numbers are the file's."""
+  pairs = _read('Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n'
+                '1\t1\t2\tA cat sat.\tThe cat sat.\n0\t3\t4\tUp\tDown\n')
+  assert [(p.line, p.sentence1, p.sentence2, p.label) for p in pairs] == [
+      (2, 'A cat sat.', 'The cat sat.', 1), (3, 'Up', 'Down', 0)]
+
+
+def test_reads_unlabeled_glue_test_tsv_and_other_column_names():
+  """GLUE test.tsv (no label) and sentence1/sentence2 headers work; labels are None."""
+  pairs = _read('index\tsentence1\tsentence2\n0\ta b\tc d\n')
+  assert [(p.sentence1, p.sentence2, p.label) for p in pairs] == [('a b', 'c d', None)]
+
+
+def test_reads_json_lines_with_names_or_ids_as_labels():
+  """JSON lines: label may be a class name or an id; missing label is fine."""
+  pairs = _read('{"sentence1": "a", "sentence2": "b", "label": "equivalent"}\n'
+                '{"sentence1": "c", "sentence2": "d", "label": 0}\n'
+                '{"sentence1": "e", "sentence2": "f"}\n')
+  assert [(p.line, p.label) for p in pairs] == [(1, 1), (2, 0), (3, None)]
+
+
+@pytest.mark.parametrize('text, message', [
+    ('{"sentence1": "a", "sentence2": "b"}\n{"sentence1": "a"\n', r'in\.txt:2: not valid JSON'),
+    ('{"sentence1": "a", "sentence2": ""}\n', r"in\.txt:1: key 'sentence2' missing, blank"),
+    ('{"sentence1": "a", "sentence2": "b", "label": "maybe"}\n', r"in\.txt:1: label 'maybe'"),
+    ('#1 String\t#2 String\tQuality\na\tb\n', r'in\.txt:2: 2 columns, header has 3'),
+    ('#1 String\t#2 String\tQuality\na\tb\t7\n', r"in\.txt:2: label '7' is not one of"),
+    ('x\ty\n1\t2\n', r'in\.txt:1: header .* has none of the sentence columns'),
+])
+def test_bad_input_names_file_and_line(text, message):
+  """Each malformed input fails with the input's name and line."""
+  with pytest.raises(ValueError, match=message):
+    _read(text)
+
+
+def test_skip_mode_counts_every_dropped_row():
+  """With on_bad_rows=skip the good rows come through and every bad one (and blank) is listed."""
+  skipped = []
+  pairs = _read('sentence1\tsentence2\na\tb\n\nx\ty\tz\n', on_bad_rows='skip', skipped=skipped)
+  assert [(p.sentence1, p.sentence2) for p in pairs] == [('a', 'b')]
+  assert skipped == ['in.txt:3: blank line', 'in.txt:4: 3 columns, header has 2']
+
+
+def test_reading_is_lazy_on_an_endless_stream():
+  """Pairs come out before the input ends: an endless generator still yields its first rows."""
+  endless = itertools.chain([b'sentence1\tsentence2\n'],
+                            (f'a{i}\tb{i}\n'.encode() for i in itertools.count()))
+  first = list(itertools.islice(
+      predict.read_pairs(endless, 'endless', class_names=CLASSES), 3))
+  assert [p.sentence1 for p in first] == ['a0', 'a1', 'a2']
+
+
+def _fake_serve(sentence1, sentence2):
+  """Deterministic stand-in for the export: class 1 when the sentences are equal."""
+  same = tf.cast(tf.equal(sentence1, sentence2), tf.float32)
+  logits = tf.stack([1 - same, same], axis=1)
+  return {'class_id': tf.argmax(logits, axis=1, output_type=tf.int32),
+          'probabilities': tf.nn.softmax(logits)}
+
+
+def _stream(rows):
+  yield b'sentence1\tsentence2\tlabel\n'
+  for i in range(rows):
+    yield f's{i % 3}\ts{i % 2}\t{int(i % 3 == i % 2)}\n'.encode()
+
+
+def _peak_python_memory(rows):
+  tracemalloc.start()
+  stats = predict.predict(
+      _fake_serve, predict.read_pairs(_stream(rows), 'gen', class_names=CLASSES),
+      io.StringIO() if rows < 1000 else _NullWriter(), class_names=CLASSES,
+      positive_class_id=1, batch_size=256)
+  peak = tracemalloc.get_traced_memory()[1]
+  tracemalloc.stop()
+  return stats, peak
+
+
+class _NullWriter(io.TextIOBase):
+  def write(self, text):
+    return len(text)
+
+
+def test_memory_does_not_grow_with_input_length():
+  """Ten times more rows do not raise peak Python memory (rows are not kept), and all score."""
+  small, small_peak = _peak_python_memory(5_000)
+  large, large_peak = _peak_python_memory(50_000)
+  assert large.rows == 50_000 and large.labeled == 50_000
+  assert large.scores()['accuracy'] == 1.0  # The fake model is right on every row.
+  assert large_peak < 1.5 * small_peak + 256 * 1024, (small_peak, large_peak)
+
+
+def test_cli_tsv_predictions_match_the_export_and_scores_match_training(exported, trained,
+                                                                        tmp_path):
+  """`tfm predict` on dev.tsv: probabilities equal the export's (<= 1e-6), scores equal eval's."""
+  out = tmp_path / 'pred.tsv'
+  dev_tsv = os.path.join(FIXTURE_MRPC, 'dev.tsv')
+  result = run_tfm([TFM, 'predict', f'--export_dir={exported}', f'--input={dev_tsv}',
+                    f'--output={out}', '--batch_size=7'])
+  rows = [line.split('\t') for line in out.read_text().splitlines()]
+  assert rows[0] == ['line', 'class', 'probability_equivalent']
+  dev = tsv_reader.read_sentence_pairs(
+      dev_tsv, sentence1_column='#1 String', sentence2_column='#2 String',
+      label_column='Quality', label_vocabulary=['0', '1'])
+  served = tf.saved_model.load(exported).signatures['serving_default'](
+      sentence1=tf.constant(dev.sentence1), sentence2=tf.constant(dev.sentence2))
+  assert [int(r[0]) for r in rows[1:]] == list(range(2, 22))
+  assert [r[1] for r in rows[1:]] == [c.decode() for c in served['class'].numpy()]
+  np.testing.assert_allclose([float(r[2]) for r in rows[1:]],
+                             served['probabilities'].numpy()[:, 1], atol=1e-6)
+  evals = scalars(os.path.join(trained, 'validation'))
+  assert (f'20 labeled pairs: accuracy {evals["accuracy"][6]:.4f} | '
+          f'f1 {evals["f1"][6]:.4f}') in result.stderr
+  assert 'predicted 20 pairs' in result.stderr
+
+
+def test_cli_json_lines_from_stdin_to_jsonl(exported, tmp_path):
+  """JSON lines on stdin, .jsonl output: one object per pair with class and probability."""
+  out = tmp_path / 'pred.jsonl'
+  text = '\n'.join(json.dumps({'sentence1': a, 'sentence2': b})
+                   for a, b in [('the cat sat', 'the cat sat .'), ('stock rose', 'a dog')])
+  run_tfm([TFM, 'predict', f'--export_dir={exported}', '--input=-', f'--output={out}'],
+          input=text)
+  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  served = tf.saved_model.load(exported).signatures['serving_default'](
+      sentence1=tf.constant(['the cat sat', 'stock rose']),
+      sentence2=tf.constant(['the cat sat .', 'a dog']))
+  assert [r['line'] for r in rows] == [1, 2]
+  assert [r['class'] for r in rows] == [c.decode() for c in served['class'].numpy()]
+  np.testing.assert_allclose([r['probability_equivalent'] for r in rows],
+                             served['probabilities'].numpy()[:, 1], atol=1e-6)
