@@ -6,11 +6,13 @@
     tfm predict --export_dir=DIR --input=FILE|- [--output=FILE] [--batch_size=N]
     tfm report --model_dir=DIR [--output_dir=DIR]
 
+`--import=MODULE` (any command, repeatable) imports a module of your own registrations first.
 `train_experiment` is `official.nlp.train.main` with our experiments registered, so its flags
 (`--config_file`, `--params_override`, `--gin_file`, `--gin_params`, `--tpu`, ...) mean exactly
 what they mean for Model Garden's own trainer.
 """
 
+import importlib
 import os
 import sys
 import types
@@ -228,9 +230,26 @@ COMMANDS: Dict[str, Callable[[List[str]], None]] = {
 }
 
 
+IMPORT_FLAG = '--import='
+
+
+def import_user_modules(argv: List[str]) -> List[str]:
+  """Imports every `--import=MODULE` (your own registrations) and returns argv without them.
+
+  Handled before absl parses flags, so a module's `exp_factory` registrations exist when
+  `--experiment` is looked up. The working directory is importable, as with `python -m`.
+  """
+  modules = [arg[len(IMPORT_FLAG):] for arg in argv if arg.startswith(IMPORT_FLAG)]
+  if modules and os.getcwd() not in sys.path:
+    sys.path.insert(0, os.getcwd())
+  for module in modules:
+    importlib.import_module(module)
+  return [arg for arg in argv if not arg.startswith(IMPORT_FLAG)]
+
+
 def main(argv: Optional[List[str]] = None):
-  """Dispatches `tfm COMMAND [flags]` to the command's absl app."""
-  argv = list(sys.argv if argv is None else argv)
+  """Dispatches `tfm COMMAND [--import=MODULE ...] [flags]` to the command's absl app."""
+  argv = import_user_modules(list(sys.argv if argv is None else argv))
   if len(argv) < 2 or argv[1] not in COMMANDS:
     print(__doc__.split('\n\n')[1], file=sys.stderr)
     print(f'commands: {", ".join(COMMANDS)}', file=sys.stderr)

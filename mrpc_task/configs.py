@@ -90,7 +90,8 @@ class SentencePairDataConfig(cfg.DataConfig):
     if self.source == 'tsv':
       if not self.tsv_dir:
         _fail(f'{prefix}.tsv_dir', self.tsv_dir,
-              'is required when source=tsv (or set MRPC_DATA_DIR)')
+              'is required when source=tsv (or set the experiment\'s data variable, '
+              'e.g. MRPC_DATA_DIR)')
       if self.tsv_split not in TSV_SPLITS:
         _fail(f'{prefix}.tsv_split', self.tsv_split, f'must be one of {TSV_SPLITS}')
     if self.source == 'tfds' and not self.tfds_name:

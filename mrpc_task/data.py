@@ -64,8 +64,9 @@ def _read_tfds(params):
   except Exception as e:  # pylint: disable=broad-except  (TFDS raises many kinds offline)
     raise RuntimeError(
         f'tfds_name={params.tfds_name!r} split={params.tfds_split!r} could not be loaded '
-        f'({type(e).__name__}: {e}). Offline, use local GLUE TSV files instead: set '
-        'MRPC_DATA_DIR=/path/to/glue/MRPC, or override task.train_data.source=tsv and '
+        f'({type(e).__name__}: {e}). Offline, use local GLUE TSV files instead: set the '
+        "experiment's folder variable (MRPC_DATA_DIR=/path/to/glue/MRPC, RTE_DATA_DIR, "
+        'QQP_DATA_DIR), or override task.train_data.source=tsv and '
         'task.train_data.tsv_dir=/path (same for task.validation_data).') from e
   return dataset.map(
       lambda example: {

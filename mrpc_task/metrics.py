@@ -113,7 +113,9 @@ class ConfusionCount(ConfusionScore):
     self.predicted_id = predicted_id
 
   def result(self):
-    return self.confusion[self.true_id, self.predicted_id]
+    # Read the whole variable first: under mixed precision it is an AutoCastVariable, whose
+    # slicing is not allowed in a distribution strategy's sync-on-read context.
+    return tf.cast(self.confusion, tf.float32)[self.true_id, self.predicted_id]
 
   def get_config(self):
     config = super().get_config()

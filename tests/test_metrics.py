@@ -76,3 +76,24 @@ def test_confusion_counts_are_the_matrix_cells_and_only_at_evaluation():
   cells = {m.name: float(m.result()) for m in evaluation if m.name.startswith('confusion/')}
   assert cells == {'confusion/true0_pred0': 2.0, 'confusion/true0_pred1': 2.0,
                    'confusion/true1_pred0': 1.0, 'confusion/true1_pred1': 3.0}
+
+
+def test_confusion_counts_under_mirrored_strategy_and_mixed_precision():
+  """Cells read correctly in a tf.function under 2 replicas and the mixed_bfloat16 policy."""
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
+  strategy = tf.distribute.MirroredStrategy(cpus)
+  tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    with strategy.scope():
+      evaluation = metrics.pair_classification_metrics(2, 1)
+    dataset = tf.data.Dataset.from_tensor_slices((LABELS, _logits(PREDICTIONS))).batch(4)
+    for batch_labels, batch_logits in strategy.experimental_distribute_dataset(dataset):
+      for metric in evaluation:
+        strategy.run(metric.update_state, (batch_labels, batch_logits))
+    results = tf.function(lambda: {m.name: m.result() for m in evaluation})()
+  finally:
+    tf_keras.mixed_precision.set_global_policy('float32')
+  assert float(results['confusion/true0_pred1']) == 2.0
+  assert float(results['confusion/true1_pred1']) == 3.0
+  assert float(results['accuracy']) == pytest.approx(5 / 8)
