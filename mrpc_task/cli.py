@@ -29,11 +29,12 @@ def _train_experiment(argv: List[str]):
   from official.nlp import train  # pylint: disable=g-import-not-at-top
   import registry  # pylint: disable=g-import-not-at-top,unused-import
 
+  from mrpc_task import hooks  # pylint: disable=g-import-not-at-top
   from mrpc_task import progress  # pylint: disable=g-import-not-at-top
 
   tfm_flags.define_flags()
   flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
-  progress.install()
+  hooks.install()
 
   def main(args):
     train.main(args)

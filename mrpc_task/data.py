@@ -173,6 +173,8 @@ def build_dataset(params: configs.SentencePairDataConfig,
   dataset = batch_examples(examples, params, batch_size)
   options = tf.data.Options()
   options.deterministic = True
-  logging.info('Input pipeline: source=%s padding=%s batch=%d training=%s', params.source,
-               params.padding, batch_size, params.is_training)
+  pipeline, pipelines = ((input_context.input_pipeline_id, input_context.num_input_pipelines)
+                         if input_context else (0, 1))
+  logging.info('Input pipeline %d of %d: source=%s padding=%s batch=%d training=%s', pipeline,
+               pipelines, params.source, params.padding, batch_size, params.is_training)
   return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -131,3 +131,9 @@ def pair_classification_metrics(num_classes: int, positive_class_id: int, *,
   cells = [ConfusionCount(true_id, predicted_id, num_classes=num_classes)
            for true_id in range(num_classes) for predicted_id in range(num_classes)]
   return scores + (cells if with_counts else [])
+
+
+def validation_loss_metric() -> tf_keras.metrics.Metric:
+  """Mean cross-entropy per example over the whole evaluation set (sum and count are summed
+  across replicas, so it does not depend on how batches were split)."""
+  return tf_keras.metrics.SparseCategoricalCrossentropy(name='validation_loss', from_logits=True)

@@ -2,9 +2,8 @@
 
 Orbit already logs `train | step: N | steps/sec: X | output: {...}`; what a person wants to
 read is how far along the run is and when it will finish. `TrainingProgress` is an Orbit
-train action (called after every `steps_per_loop` steps) and eval action; `install()` adds it
-to the actions Model Garden's `train_lib` builds for every run, so `tfm train_experiment` keeps
-using Model Garden's own driver unchanged.
+train action (called after every `steps_per_loop` steps) and eval action; `hooks.install()`
+adds it to the actions Model Garden's `train_lib` builds for every run.
 """
 
 import json
@@ -15,7 +14,8 @@ from typing import Callable, Dict, List, Mapping, Optional, TextIO
 
 import numpy as np
 
-_active: List['TrainingProgress'] = []
+# The reporters made in this process (by hooks.install's wrapper); the last one is the run's.
+active: List['TrainingProgress'] = []
 
 
 def _number(value) -> float:
@@ -136,38 +136,7 @@ class TrainingProgress:
     return '\n'.join(lines)
 
 
-def install():
-  """Wraps Model Garden's `actions.get_{train,eval}_actions` to add a `TrainingProgress`.
-
-  `train_lib` asks these two functions for the actions of every run, so wrapping them is the
-  one place to hook in without copying the driver. Idempotent.
-  """
-  from official.core import actions  # pylint: disable=g-import-not-at-top
-
-  if getattr(actions.get_train_actions, '_with_progress', False):
-    return
-  base_train, base_eval = actions.get_train_actions, actions.get_eval_actions
-
-  def get_train_actions(params, trainer, model_dir, checkpoint_manager):
-    reporter = TrainingProgress(
-        total_steps=params.trainer.train_steps,
-        global_batch_size=params.task.train_data.global_batch_size,
-        step_fn=lambda: int(trainer.global_step.numpy()), model_dir=model_dir,
-        best_subdir=params.trainer.best_checkpoint_export_subdir)
-    _active.append(reporter)
-    return base_train(params, trainer, model_dir,
-                      checkpoint_manager=checkpoint_manager) + [reporter.on_train]
-
-  def get_eval_actions(params, evaluator, model_dir):
-    extra = [_active[-1].on_eval] if _active else []
-    return base_eval(params, evaluator, model_dir) + extra
-
-  get_train_actions._with_progress = True  # pylint: disable=protected-access
-  actions.get_train_actions = get_train_actions
-  actions.get_eval_actions = get_eval_actions
-
-
 def print_summary(out: TextIO = sys.stdout):
   """Prints the summary of the run this process trained, if any."""
-  if _active:
-    print(_active[-1].summary(), file=out, flush=True)
+  if active:
+    print(active[-1].summary(), file=out, flush=True)

@@ -87,10 +87,24 @@ class SentencePairTask(base_task.Task):
     return loss
 
   def build_metrics(self, training: Optional[bool] = None):
-    # Confusion-matrix cells only for evaluation: training logs stay short.
-    return metrics_lib.pair_classification_metrics(
+    # Confusion-matrix cells and the loss metric only for evaluation: training logs stay short.
+    scores = metrics_lib.pair_classification_metrics(
         self.task_config.model.num_classes, self.task_config.positive_class_id,
         with_counts=not training)
+    return scores if training else scores + [metrics_lib.validation_loss_metric()]
+
+  def validation_step(self, inputs, model: tf_keras.Model, metrics=None):
+    """Updates the metrics only; the loss is one of them (see `validation_loss_metric`).
+
+    Model Garden's trainer averages the loss returned here per replica and step, so with
+    several replicas an uneven last batch (some replicas empty, loss 0) skews it. Returning
+    no loss leaves `validation_loss` to the per-example metric, exact on any replica count.
+    """
+    features, labels = inputs
+    outputs = self.inference_step(features, model)
+    if metrics:
+      self.process_metrics(metrics, labels, outputs)
+    return {}
 
   def process_metrics(self, metrics, labels, model_outputs, **kwargs):
     for metric in metrics:

@@ -1,0 +1,147 @@
+"""Several devices and several workers give the single-device results.
+
+In-process: MirroredStrategy over the 2 logical CPUs conftest configures. Out of process
+(marked slow, CI runs them): MultiWorkerMirroredStrategy with 2 `tfm` workers on 127.0.0.1.
+"""
+
+import json
+import os
+import socket
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from official.core import base_trainer
+from official.core import task_factory
+
+from tests.conftest import FIXTURE_MRPC, TFM, REPO_ROOT, scalars, tiny_experiment
+
+
+def _deterministic_experiment(monkeypatch):
+  """Tiny experiment with no dropout and no shuffling: any split of a batch is the same math."""
+  params = tiny_experiment(monkeypatch, warmup_fraction=0.0, learning_rate=5e-3)
+  params.task.model.dropout_rate = 0.0
+  params.task.train_data.shuffle_buffer_size = 1
+  params.trainer.steps_per_loop = 1
+  return params
+
+
+def _trainer(strategy, params, weights=None):
+  with strategy.scope():
+    task = task_factory.get_task(params.task)
+    model = task.build_model()
+    model(next(iter(task.build_inputs(params.task.validation_data)))[0])
+    if weights is not None:
+      model.set_weights(weights)
+    optimizer = task.create_optimizer(params.trainer.optimizer_config, params.runtime)
+    return base_trainer.Trainer(params, task, model=model, optimizer=optimizer)
+
+
+def _losses(trainer, steps):
+  return [float(trainer.train(tf.constant(1))['training_loss']) for _ in range(steps)]
+
+
+def test_mirrored_two_devices_follow_the_single_device_loss_trajectory(monkeypatch):
+  """Global batch 8 on 1 device or as 2 x 4 on 2 replicas: the same losses, step by step."""
+  params = _deterministic_experiment(monkeypatch)
+  single = _trainer(tf.distribute.get_strategy(), params)
+  start = single.model.get_weights()
+  cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
+  mirrored = _trainer(tf.distribute.MirroredStrategy(cpus), params, weights=start)
+  assert mirrored.strategy.num_replicas_in_sync == 2
+  single_losses, mirrored_losses = _losses(single, 12), _losses(mirrored, 12)
+  np.testing.assert_allclose(mirrored_losses, single_losses, rtol=1e-5)
+  assert single_losses[-1] < single_losses[0] - 0.01  # It did learn.
+  for a, b in zip(single.model.get_weights(), mirrored.model.get_weights()):
+    np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_mirrored_evaluation_scores_the_whole_set(monkeypatch):
+  """20 dev rows in batches of 8 (last one 4, split 2+2): the same scores as one device."""
+  params = _deterministic_experiment(monkeypatch)
+  single = _trainer(tf.distribute.get_strategy(), params)
+  cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
+  mirrored = _trainer(tf.distribute.MirroredStrategy(cpus), params,
+                      weights=single.model.get_weights())
+  want = {k: float(v) for k, v in single.evaluate(tf.constant(-1)).items()}
+  got = {k: float(v) for k, v in mirrored.evaluate(tf.constant(-1)).items()}
+  assert sum(v for k, v in got.items() if k.startswith('confusion/')) == 20
+  for key in ('accuracy', 'f1', 'confusion/true0_pred0', 'confusion/true1_pred1'):
+    assert got[key] == pytest.approx(want[key], abs=1e-6), key
+  assert got['validation_loss'] == pytest.approx(want['validation_loss'], rel=1e-5)
+
+
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def _override(strategy):
+  data = {'source': 'tsv', 'tsv_dir': FIXTURE_MRPC, 'seq_length': 32, 'global_batch_size': 8}
+  return json.dumps({
+      'runtime': {'distribution_strategy': strategy},
+      'task': {'train_data': {**data, 'shuffle_buffer_size': 1},
+               'validation_data': data,
+               'model': {'dropout_rate': 0.0,
+                         'encoder': {'bert': {'dropout_rate': 0.0,
+                                              'attention_dropout_rate': 0.0}}}},
+      'trainer': {'train_steps': 12, 'validation_interval': 6, 'checkpoint_interval': 6,
+                  'steps_per_loop': 1, 'summary_interval': 1,
+                  'optimizer_config': {'learning_rate': {'polynomial': {'decay_steps': 12}},
+                                       'warmup': {'linear': {'warmup_steps': 1}}}},
+  })
+
+
+def _env(**extra):
+  env = {k: v for k, v in os.environ.items() if k not in ('MRPC_DATA_DIR', 'TF_CONFIG')}
+  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
+  env.update(extra)
+  return env
+
+
+def _train_command(model_dir, strategy):
+  return [TFM, 'train_experiment', '--experiment=bert_mrpc_tiny', '--mode=train_and_eval',
+          f'--model_dir={model_dir}', f'--params_override={_override(strategy)}']
+
+
+@pytest.mark.slow
+def test_two_workers_on_loopback_match_one_worker(tmp_path):
+  """2 MultiWorkerMirrored workers: both train on their own shard; only the chief writes;
+  the chief's per-step losses and final scores equal a single worker's."""
+  model_dir = tmp_path / 'two_workers'
+  cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
+  workers = []
+  for index in range(2):
+    tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
+    workers.append(subprocess.Popen(
+        _train_command(model_dir, 'multi_worker_mirrored'), cwd=REPO_ROOT,
+        env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True))
+  outputs = [worker.communicate(timeout=600) for worker in workers]
+  for worker, (_, err) in zip(workers, outputs):
+    assert worker.returncode == 0, err[-3000:]
+  for index, (out, err) in enumerate(outputs):
+    assert 'progress | step 12/12 (100%)' in out  # Both trained to the end ...
+    assert f'Input pipeline {index} of 2: source=tsv' in err  # ... each on its own shard.
+  # Only the chief wrote summaries and checkpoints into model_dir.
+  for sub in ('train', 'validation'):
+    assert len(os.listdir(model_dir / sub)) == 1, os.listdir(model_dir / sub)
+  assert tf.train.latest_checkpoint(str(model_dir)).endswith('ckpt-12')
+
+  single_dir = tmp_path / 'one_worker'
+  subprocess.run(_train_command(single_dir, 'mirrored'), cwd=REPO_ROOT, env=_env(),
+                 check=True, capture_output=True, timeout=600)
+  two, one = scalars(str(model_dir / 'train')), scalars(str(single_dir / 'train'))
+  assert sorted(two['training_loss']) == list(range(1, 13))
+  np.testing.assert_allclose([two['training_loss'][s] for s in range(1, 13)],
+                             [one['training_loss'][s] for s in range(1, 13)], rtol=1e-5)
+  two_eval = scalars(str(model_dir / 'validation'))
+  one_eval = scalars(str(single_dir / 'validation'))
+  for tag in ('accuracy', 'f1', 'validation_loss'):
+    assert two_eval[tag][12] == pytest.approx(one_eval[tag][12], rel=1e-5), tag
