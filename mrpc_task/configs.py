@@ -147,6 +147,9 @@ class SentencePairTaskConfig(cfg.TaskConfig):
       default_factory=lambda: ['not_equivalent', 'equivalent'])
   # The class F1 is computed for (MRPC: 1 = equivalent).
   positive_class_id: int = 1
+  # Learning-rate factor per encoder layer, counted down from the head (1.0 = off): layer k of
+  # L trains at rate * layer_decay**(L - k), the embeddings at rate * layer_decay**(L + 1).
+  layer_decay: float = 1.0
   # Seeds Python, numpy and TensorFlow (classifier init, dropout) when the Task is built;
   # the order of training data follows train_data.seed. None: not seeded.
   seed: Optional[int] = None
@@ -163,6 +166,8 @@ class SentencePairTaskConfig(cfg.TaskConfig):
       _fail(f'{prefix}.init_from_hf', self.init_from_hf,
             f'set at most one of init_checkpoint and init_from_hf')
     num_classes = self.model.num_classes
+    if not 0.0 < self.layer_decay <= 1.0:
+      _fail(f'{prefix}.layer_decay', self.layer_decay, 'must be in (0, 1]')
     if self.model.pooling not in POOLINGS:
       _fail(f'{prefix}.model.pooling', self.model.pooling, f'must be one of {POOLINGS}')
     if num_classes < 2:

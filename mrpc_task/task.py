@@ -15,6 +15,7 @@ from official.nlp.configs import encoders
 
 from mrpc_task import configs
 from mrpc_task import data
+from mrpc_task import layer_decay
 from mrpc_task import metrics as metrics_lib
 from mrpc_task import modeling
 from mrpc_task import pretrained
@@ -72,6 +73,14 @@ class SentencePairTask(base_task.Task):
       pretrained.restore_encoder(model.checkpoint_items['encoder'], prefix, 'task.init_from_hf')
     elif config.init_checkpoint:
       pretrained.restore_encoder(model.checkpoint_items['encoder'], config.init_checkpoint)
+
+  def create_optimizer(self, optimizer_config, runtime_config=None, dp_config=None):
+    """Model Garden's optimizer, with `task.layer_decay` applied when it is below 1."""
+    optimizer = super().create_optimizer(optimizer_config, runtime_config, dp_config)
+    encoder = self.task_config.model.encoder.get()
+    return layer_decay.apply_layer_decay(
+        optimizer, num_layers=getattr(encoder, 'num_layers', 0),
+        decay=self.task_config.layer_decay)
 
   def build_inputs(self, params: configs.SentencePairDataConfig,
                    input_context: Optional[tf.distribute.InputContext] = None):

@@ -138,3 +138,35 @@ def test_initialize_accepts_checkpoints_with_more_than_the_encoder(monkeypatch, 
   task.initialize(model)
   np.testing.assert_array_equal(source.variables[0].numpy(),
                                 model.checkpoint_items['encoder'].variables[0].numpy())
+
+
+def test_layer_decay_scales_each_variables_step_by_its_depth(monkeypatch):
+  """With layer_decay 0.5 and plain SGD-like first Adam steps, each variable moves by
+  rate * 0.5**(3 - depth): head 1x, layer 1 0.5x, layer 0 0.25x, embeddings 0.125x."""
+  from mrpc_task import layer_decay  # pylint: disable=g-import-not-at-top
+  params = tiny_experiment(monkeypatch, warmup_fraction=0.0, learning_rate=1e-3)
+  moved = {}
+  for decay in (1.0, 0.5):
+    params.task.layer_decay = decay
+    task, model = _task_and_model(params)
+    batch = next(iter(task.build_inputs(params.task.train_data)))
+    model(batch[0])
+    model.set_weights(moved.get('start') or model.get_weights())
+    moved.setdefault('start', model.get_weights())
+    optimizer = task.create_optimizer(params.trainer.optimizer_config, params.runtime)
+    task.train_step(batch, model, optimizer, metrics=[])
+    moved[decay] = {v.name: np.abs(v.numpy() - w).max()
+                    for v, w in zip(model.trainable_variables, moved['start'])}
+  # Adam's first step moves every weight by ~rate, so the ratio is the factor.
+  checked = set()
+  for name, full in moved[1.0].items():
+    if full < 1e-4:
+      continue  # Unused embedding rows etc. do not move at all.
+    want = layer_decay.rate_factor(name, 2, 0.5)
+    assert moved[0.5][name] / full == pytest.approx(want, rel=0.02), name
+    checked.add(want)
+  assert checked == {1.0, 0.5, 0.25, 0.125}  # Head, both layers and embeddings compared.
+  assert layer_decay.rate_factor('word_embeddings/embeddings:0', 2, 0.5) == 0.125
+  assert layer_decay.rate_factor('transformer/layer_0/output/kernel:0', 2, 0.5) == 0.25
+  assert layer_decay.rate_factor('transformer/layer_1/output/kernel:0', 2, 0.5) == 0.5
+  assert layer_decay.rate_factor('pooler_transform/kernel:0', 2, 0.5) == 1.0
