@@ -97,6 +97,13 @@ def test_kill_nine_at_random_points_then_resume(tmp_path):
   assert tf.train.latest_checkpoint(model_dir).endswith(f'ckpt-{STEPS}')
   _assert_every_checkpoint_readable(model_dir)
 
+  # The best checkpoint by dev F1 survived the restarts and is the best evaluation's.
+  with open(os.path.join(model_dir, 'best_ckpt', 'info.json')) as f:
+    best = json.load(f)
+  evals = scalars(os.path.join(model_dir, 'validation'))
+  assert best['f1'] == pytest.approx(max(evals['f1'].values()), abs=1e-6)
+  assert tf.train.latest_checkpoint(os.path.join(model_dir, 'best_ckpt'))
+
   clean_dir = str(tmp_path / 'uninterrupted')
   assert _steps_until(_start(clean_dir))[-1] == STEPS
   resumed, clean = scalars(os.path.join(model_dir, 'validation')), scalars(
