@@ -38,7 +38,7 @@ def _train_experiment(argv: List[str]):
 
   def main(args):
     train.main(args)
-    progress.print_summary()
+    progress.print_summary(FLAGS.experiment)
 
   app.run(main, argv=argv)
 

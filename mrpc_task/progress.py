@@ -109,7 +109,7 @@ class TrainingProgress:
       return {key: _number(value) for key, value in json.load(f).items()
               if isinstance(value, (int, float))}
 
-  def summary(self) -> str:
+  def summary(self, experiment: str = 'NAME') -> str:
     """What the run gave and where it left its files."""
     lines = [f'summary | trained to step {self.step_fn()}/{self.total_steps} '
              f'(this process from step {self.start_step}) in '
@@ -130,13 +130,14 @@ class TrainingProgress:
     if self.model_dir:
       lines.append(f'summary | checkpoints: {self.model_dir}')
       lines.append(f'summary | TensorBoard: tensorboard --logdir {self.model_dir}')
-      lines.append(f'summary | export: tfm export --model_dir={self.model_dir} '
+      lines.append(f'summary | export: tfm export --experiment={experiment} '
+                   f'--model_dir={self.model_dir} '
                    f'--export_dir={os.path.join(self.model_dir, "export")} '
                    '(run_experiment.sh does this)')
     return '\n'.join(lines)
 
 
-def print_summary(out: TextIO = sys.stdout):
+def print_summary(experiment: str = 'NAME', out: TextIO = sys.stdout):
   """Prints the summary of the run this process trained, if any."""
   if active:
-    print(active[-1].summary(), file=out, flush=True)
+    print(active[-1].summary(experiment), file=out, flush=True)

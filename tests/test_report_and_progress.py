@@ -68,6 +68,8 @@ def test_training_prints_progress_and_summary(training_run):
   assert final in lines
   assert f'summary | checkpoints: {training_run.model_dir}' in lines
   assert any(line.startswith('summary | best checkpoint: ') for line in lines)
+  assert any(line.startswith('summary | export: tfm export --experiment=bert_mrpc_tiny '
+                             f'--model_dir={training_run.model_dir} ') for line in lines)
 
 
 def test_progress_rate_and_eta_exclude_evaluation_time():
