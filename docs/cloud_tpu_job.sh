@@ -32,15 +32,17 @@ gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" --command="
 set -euo pipefail
 mkdir -p ~/mrpc_task && tar -C ~/mrpc_task -xzf ~/mrpc_task.tgz && cd ~/mrpc_task
 python3 -m venv .venv && . .venv/bin/activate && pip install -q --upgrade pip
-# TensorFlow with the TPU runtime (libtpu) instead of the CPU wheel, then this package.
-pip install -q 'tensorflow-tpu==2.20.*' -f https://storage.googleapis.com/libtpu-tf-releases/index.html
-pip install -q -e .
+# This package (its pins pull the CPU tensorflow wheel), then TensorFlow with the TPU
+# runtime (libtpu) over it, last, so nothing reinstalls the CPU build afterwards.
+pip install -q -e '.[report]'
+pip install -q --force-reinstall --no-deps 'tensorflow-tpu==2.20.*' \
+  -f https://storage.googleapis.com/libtpu-tf-releases/index.html
 # MRPC as TFDS on gs:// (the TPU workers read data from GCS, not the VM's disk).
 tfds build glue/mrpc --data_dir=$TFDS_DIR
 tfm train_experiment --experiment=$EXPERIMENT --mode=train_and_eval --model_dir=$MODEL_DIR \
   --config_file=registry/templates/tpu.yaml --tpu=local \
   --params_override=task.train_data.tfds_data_dir=$TFDS_DIR,task.validation_data.tfds_data_dir=$TFDS_DIR
 tfm export --experiment=$EXPERIMENT --model_dir=$MODEL_DIR --export_dir=$MODEL_DIR/export
-tfm report --model_dir=$MODEL_DIR --output_dir=/tmp/report && gsutil -m cp -r /tmp/report $MODEL_DIR/
+tfm report --model_dir=$MODEL_DIR  # PNGs to $MODEL_DIR/report (written through tf.io.gfile)
 "
 echo "Checkpoints, TensorBoard logs, report and export: $MODEL_DIR"

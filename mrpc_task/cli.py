@@ -38,7 +38,7 @@ def _train_experiment(argv: List[str]):
 
   def main(args):
     train.main(args)
-    progress.print_summary(FLAGS.experiment)
+    progress.print_summary(FLAGS.experiment, IMPORTED)
 
   app.run(main, argv=argv)
 
@@ -163,38 +163,46 @@ def _define_predict_flags():
                       '(default: detected; JSON: sentence1).')
   flags.DEFINE_string('sentence2_column', '', 'TSV column / JSON key of the second sentence.')
   flags.DEFINE_string('label_column', '', 'TSV column / JSON key of the label, if any '
-                      '(default: Quality, label or is_duplicate when present).')
+                      '(default: Quality, label or is_duplicate when present; none: ignore).')
   flags.DEFINE_enum('on_bad_rows', 'error', ['error', 'skip'],
                     'error: stop at the first bad row; skip: count and report them.')
   flags.mark_flags_as_required(['export_dir', 'input'])
 
 
 def _predict_main(_):
+  import contextlib  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import  (tokenizer ops)
   from mrpc_task import export  # pylint: disable=g-import-not-at-top
   from mrpc_task import predict  # pylint: disable=g-import-not-at-top
 
+  if FLAGS.batch_size <= 0:
+    raise app.UsageError(f'--batch_size={FLAGS.batch_size}: must be > 0')
+  columns = predict.Columns(FLAGS.sentence1_column, FLAGS.sentence2_column, FLAGS.label_column)
   serve = tf.saved_model.load(FLAGS.export_dir).signatures[export.SIGNATURE_KEY]
-  classes = export.read_classes(FLAGS.export_dir) or {
-      'class_names': [c.decode() for c in serve(sentence1=tf.constant(['a']),
-                                                sentence2=tf.constant(['a']))['class'].numpy()],
-      'positive_class_id': 1}
-  lines, name = predict.open_input(FLAGS.input)
-  out, as_json, close = predict.open_output(FLAGS.output)
-  skipped = []
-  pairs = predict.read_pairs(
-      lines, name, class_names=classes['class_names'],
-      columns=predict.Columns(FLAGS.sentence1_column, FLAGS.sentence2_column,
-                              FLAGS.label_column),
-      on_bad_rows=FLAGS.on_bad_rows, skipped=skipped)
-  try:
+  classes = export.read_classes(FLAGS.export_dir)
+  if classes is None:  # Exported before classes.json existed: class ids stand in for names.
+    num_classes = int(serve(sentence1=tf.constant(['a']),
+                            sentence2=tf.constant(['a']))['logits'].shape[-1])
+    classes = {'class_names': [str(i) for i in range(num_classes)], 'positive_class_id': 1}
+    logging.warning('%s has no %s/%s (re-export to get class names); using class ids and '
+                    'F1 of class 1', FLAGS.export_dir, export.EXTRA_ASSETS, export.CLASSES_FILE)
+  skipped = predict.SkipLog()
+  with contextlib.ExitStack() as stack:
+    lines, name = predict.open_input(FLAGS.input)
+    if hasattr(lines, 'close') and FLAGS.input != '-':
+      stack.callback(lines.close)
+    out, as_json, close = predict.open_output(FLAGS.output)
+    if close:
+      stack.callback(out.close)
+    pairs = predict.read_pairs(
+        lines, name, class_names=classes['class_names'],
+        label_vocabulary=classes.get('label_vocabulary', ()), columns=columns,
+        on_bad_rows=FLAGS.on_bad_rows, skipped=skipped)
     stats = predict.predict(serve, pairs, out, class_names=classes['class_names'],
                             positive_class_id=classes['positive_class_id'],
                             batch_size=FLAGS.batch_size, as_json=as_json)
-  finally:
-    if close:
-      out.close()
   for line in predict.summary_lines(stats, skipped):
     print(line, file=sys.stderr)
 
@@ -232,6 +240,7 @@ COMMANDS: Dict[str, Callable[[List[str]], None]] = {
 
 
 IMPORT_FLAG = '--import='
+IMPORTED: List[str] = []  # Modules imported with --import, to repeat them in printed commands.
 
 
 def import_user_modules(argv: List[str]) -> List[str]:
@@ -245,6 +254,7 @@ def import_user_modules(argv: List[str]) -> List[str]:
     sys.path.insert(0, os.getcwd())
   for module in modules:
     importlib.import_module(module)
+    IMPORTED.append(module)
   return [arg for arg in argv if not arg.startswith(IMPORT_FLAG)]
 
 

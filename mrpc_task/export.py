@@ -90,17 +90,21 @@ def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
   path = export_base.export(
       module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=checkpoint_path,
       timestamped=False)
-  write_classes(path, list(params.class_names), params.positive_class_id)
+  write_classes(path, list(params.class_names), params.positive_class_id,
+                list(params.validation_data.label_vocabulary))
   return path
 
 
-def write_classes(export_dir: str, class_names: List[str], positive_class_id: int):
-  """Saves which class F1 is about beside the SavedModel (`assets.extra/`, TF Serving's place
-  for files the server ignores), so `tfm predict` scores labeled input as training did."""
+def write_classes(export_dir: str, class_names: List[str], positive_class_id: int,
+                  label_vocabulary: List[str]):
+  """Saves the classes beside the SavedModel (`assets.extra/`, TF Serving's place for files
+  the server ignores), so `tfm predict` reads labels as the training files spell them and
+  scores labeled input as training did (F1 of positive_class_id)."""
   folder = os.path.join(export_dir, EXTRA_ASSETS)
   tf.io.gfile.makedirs(folder)
   with tf.io.gfile.GFile(os.path.join(folder, CLASSES_FILE), 'w') as f:
-    json.dump({'class_names': class_names, 'positive_class_id': positive_class_id}, f)
+    json.dump({'class_names': class_names, 'positive_class_id': positive_class_id,
+               'label_vocabulary': label_vocabulary}, f)
 
 
 def read_classes(export_dir: str) -> Optional[Dict[str, object]]:

@@ -67,13 +67,16 @@ def apply_layer_decay(optimizer: tf_keras.optimizers.legacy.Optimizer, *, num_la
     """apply_state with this variable's rates scaled (Keras reads `lr_t` dense, `lr` sparse)."""
     factor = rate_factor(var.name, num_layers, decay)
     key = (var.device, var.dtype.base_dtype)
-    if apply_state is None or key not in apply_state or factor == 1.0:
+    if factor == 1.0:
       return apply_state
-    coefficients = dict(apply_state[key])
+    # Keras falls back to fresh coefficients when apply_state lacks the key; so do we, or
+    # the decay would silently not apply.
+    base = (apply_state or {}).get(key) or inner._fallback_apply_state(*key)  # pylint: disable=protected-access
+    coefficients = dict(base)
     for name in ('lr_t', 'lr'):
       if name in coefficients:
         coefficients[name] = coefficients[name] * tf.cast(factor, coefficients[name].dtype)
-    return {**apply_state, key: coefficients}
+    return {**(apply_state or {}), key: coefficients}
 
   dense, sparse = inner._resource_apply_dense, inner._resource_apply_sparse  # pylint: disable=protected-access
 

@@ -133,7 +133,22 @@ def pair_classification_metrics(num_classes: int, positive_class_id: int, *,
   return scores + (cells if with_counts else [])
 
 
+class MeanCrossEntropy(tf_keras.metrics.Mean):
+  """Cross-entropy per example, averaged over every labeled example seen.
+
+  Its total and count are summed across replicas, so the value does not depend on how
+  batches were split (Model Garden's own validation loss averages per-replica batch means).
+  Rows labelled < 0 (unlabeled) are ignored, as in `ConfusionScore`.
+  """
+
+  def update_state(self, labels, logits, sample_weight=None):
+    del sample_weight
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    losses = tf_keras.losses.sparse_categorical_crossentropy(
+        tf.maximum(labels, 0), tf.cast(logits, tf.float32), from_logits=True)
+    return super().update_state(losses, sample_weight=tf.cast(labels >= 0, tf.float32))
+
+
 def validation_loss_metric() -> tf_keras.metrics.Metric:
-  """Mean cross-entropy per example over the whole evaluation set (sum and count are summed
-  across replicas, so it does not depend on how batches were split)."""
-  return tf_keras.metrics.SparseCategoricalCrossentropy(name='validation_loss', from_logits=True)
+  """The `validation_loss` reported at every evaluation (see `MeanCrossEntropy`)."""
+  return MeanCrossEntropy(name='validation_loss')

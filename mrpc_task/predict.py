@@ -35,17 +35,46 @@ class Pair:
   label: Optional[int]
 
 
+NO_LABEL = 'none'
+
+
 @dataclasses.dataclass
 class Columns:
-  """Which fields hold the sentences and label; '' = detect from the header / use defaults."""
+  """Which fields hold the sentences and label; '' = detect from the header / use defaults;
+  label 'none' = do not read labels even if a label column is there."""
   sentence1: str = ''
   sentence2: str = ''
   label: str = ''
 
+  def __post_init__(self):
+    if bool(self.sentence1) != bool(self.sentence2):
+      raise PredictInputError(
+          f'--sentence1_column={self.sentence1!r} --sentence2_column={self.sentence2!r}: '
+          'give both or neither')
 
-def label_ids(class_names: Sequence[str]) -> Dict[str, int]:
-  """Labels accepted in input: a class name or its id ('0', '1', ...)."""
+
+class SkipLog:
+  """Bad rows seen while streaming: a count and the first few messages (constant memory)."""
+
+  def __init__(self, keep: int = _MAX_REPORTED):
+    self.count, self.keep, self.messages = 0, keep, []
+
+  def add(self, message: str):
+    self.count += 1
+    if len(self.messages) < self.keep:
+      self.messages.append(message)
+
+  def __str__(self):
+    more = self.count - len(self.messages)
+    return ', '.join(self.messages) + (f', and {more} more' if more > 0 else '')
+
+
+def label_ids(class_names: Sequence[str],
+              label_vocabulary: Sequence[str] = ()) -> Dict[str, int]:
+  """Labels accepted in input: a class id ('0', '1', ...), a class name, or a label as the
+  training files spell it (label_vocabulary, e.g. RTE's or a custom task's)."""
   ids = {str(i): i for i in range(len(class_names))}
+  ids.update({label: i for i, label in enumerate(label_vocabulary)})
   ids.update({name: i for i, name in enumerate(class_names)})
   return ids
 
@@ -62,7 +91,10 @@ def _tsv_layout(header: bytes, name: str, columns: Columns,
           f'{name}:1: header {fields} has none of the sentence columns {SENTENCE_COLUMNS}; '
           'name them with --sentence1_column/--sentence2_column')
     first, second = found[0]
-  label = columns.label or next((column for column in LABEL_COLUMNS if column in fields), '')
+  if columns.label == NO_LABEL:
+    label = ''
+  else:
+    label = columns.label or next((column for column in LABEL_COLUMNS if column in fields), '')
   return tsv_reader.RowLayout.from_header(
       header, name, sentence1_column=first, sentence2_column=second, label_column=label,
       label_ids=ids)
@@ -85,7 +117,7 @@ def _json_pair(line: bytes, line_number: int, name: str, columns: Columns,
     texts.append(value.strip())
   label_key = columns.label or 'label'
   label = None
-  if row.get(label_key) is not None:
+  if label_key != NO_LABEL and row.get(label_key) is not None:
     label = ids.get(str(row[label_key]))
     if label is None:
       raise PredictInputError(
@@ -94,30 +126,37 @@ def _json_pair(line: bytes, line_number: int, name: str, columns: Columns,
 
 
 def read_pairs(lines: Iterable[bytes], name: str, *, class_names: Sequence[str],
-               columns: Optional[Columns] = None, on_bad_rows: str = 'error',
-               skipped: Optional[List[str]] = None) -> Iterator[Pair]:
+               label_vocabulary: Sequence[str] = (), columns: Optional[Columns] = None,
+               on_bad_rows: str = 'error',
+               skipped: Optional[SkipLog] = None) -> Iterator[Pair]:
   """Yields the pairs of a TSV or JSON-lines stream, one at a time.
 
   Args:
     lines: the input's raw lines (a binary file object works).
     name: shown in messages (the path, or `<stdin>`).
     class_names: the model's classes, to read labels given as names or ids.
+    label_vocabulary: labels as the training files spell them, also accepted.
     columns: column names / JSON keys; detected when empty.
-    on_bad_rows: 'error' raises on the first bad row; 'skip' records it in `skipped`.
-    skipped: receives 'name:line: why' for each skipped row, and blank lines.
+    on_bad_rows: 'error' raises on the first bad row; 'skip' counts it in `skipped`.
+    skipped: counts 'name:line: why' for each skipped row and blank line (trailing blank
+      lines end the input and are not counted).
 
   Raises:
     PredictInputError / tsv_reader.TsvFormatError: bad header, or a bad row with 'error'.
   """
   columns = columns or Columns()
-  ids = label_ids(class_names)
-  skipped = [] if skipped is None else skipped
+  ids = label_ids(class_names, label_vocabulary)
+  skipped = SkipLog() if skipped is None else skipped
   layout = None
   is_json = None
+  blank = []  # Blank lines count as skipped only when a row follows them.
   for line_number, line in enumerate(lines, start=1):
     if not line.strip():
-      skipped.append(f'{name}:{line_number}: blank line')
+      blank.append(line_number)
       continue
+    for number in blank:
+      skipped.add(f'{name}:{number}: blank line')
+    blank = []
     if is_json is None:
       is_json = line.lstrip(b'\xef\xbb\xbf \t').startswith(b'{')
       if not is_json:
@@ -131,7 +170,7 @@ def read_pairs(lines: Iterable[bytes], name: str, *, class_names: Sequence[str],
     except (PredictInputError, tsv_reader.TsvFormatError) as e:
       if on_bad_rows != 'skip':
         raise
-      skipped.append(str(e))
+      skipped.add(str(e))
 
 
 def _batches(pairs: Iterator[Pair], size: int) -> Iterator[List[Pair]]:
@@ -151,7 +190,7 @@ class PredictionStats:
   num_classes: int
   positive_class_id: int
   rows: int = 0
-  confusion: np.ndarray = None
+  confusion: np.ndarray = dataclasses.field(init=False)
 
   def __post_init__(self):
     self.confusion = np.zeros([self.num_classes, self.num_classes], np.int64)
@@ -222,14 +261,11 @@ def predict(serve, pairs: Iterator[Pair], out: TextIO, *, class_names: Sequence[
   return stats
 
 
-def summary_lines(stats: PredictionStats, skipped: List[str]) -> List[str]:
+def summary_lines(stats: PredictionStats, skipped: SkipLog) -> List[str]:
   """What to tell the user at the end: rows, skips and, on labeled input, the scores."""
   lines = [f'predicted {stats.rows} pairs']
-  if skipped:
-    shown = ', '.join(skipped[:_MAX_REPORTED])
-    more = len(skipped) - _MAX_REPORTED
-    lines.append(f'skipped {len(skipped)} rows: {shown}' + (f', and {more} more' if more > 0
-                                                             else ''))
+  if skipped.count:
+    lines.append(f'skipped {skipped.count} rows: {skipped}')
   if stats.labeled:
     scores = stats.scores()
     lines.append(f'{stats.labeled} labeled pairs: accuracy {scores["accuracy"]:.4f} | '

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Dict, List, Mapping, Optional, TextIO
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, TextIO
 
 import numpy as np
 
@@ -37,16 +37,17 @@ def format_duration(seconds: float) -> str:
 class TrainingProgress:
   """Prints `step k/N | examples/s | ETA | loss` per train loop and scores per evaluation.
 
-  The rate is measured over the last train loop only, with the time spent evaluating and
-  checkpointing excluded, so the ETA follows the current speed (the first loop includes
-  tracing and is slow).
+  The rate is measured over the last train loop only, with the time spent evaluating excluded
+  (and checkpointing too when it happens with an evaluation, as in the registered
+  experiments), so the ETA follows the current speed (the first loop includes tracing).
   """
 
   def __init__(self, *, total_steps: int, global_batch_size: int,
                step_fn: Callable[[], int], model_dir: str = '',
-               best_subdir: str = '', out: TextIO = sys.stdout,
-               clock: Callable[[], float] = time.monotonic):
-    """Args: step_fn returns the global step; clock returns seconds (tests pass a fake)."""
+               best_subdir: str = '', start_step: Optional[int] = None,
+               out: TextIO = sys.stdout, clock: Callable[[], float] = time.monotonic):
+    """Args: step_fn returns the global step; start_step is where this process resumes
+    (default: step_fn() now); clock returns seconds (tests pass a fake)."""
     if total_steps <= 0 or global_batch_size <= 0:
       raise ValueError(f'total_steps={total_steps} and global_batch_size={global_batch_size} '
                        'must be > 0')
@@ -59,7 +60,7 @@ class TrainingProgress:
     self.clock = clock
     self.started = clock()
     self._mark_time = self.started
-    self._mark_step = step_fn()
+    self._mark_step = step_fn() if start_step is None else start_step
     self.start_step = self._mark_step
     self.evaluations: List[Dict[str, float]] = []
 
@@ -109,8 +110,8 @@ class TrainingProgress:
       return {key: _number(value) for key, value in json.load(f).items()
               if isinstance(value, (int, float))}
 
-  def summary(self, experiment: str = 'NAME') -> str:
-    """What the run gave and where it left its files."""
+  def summary(self, experiment: str = 'NAME', imports: Sequence[str] = ()) -> str:
+    """What the run gave and where it left its files (imports: tfm --import modules)."""
     lines = [f'summary | trained to step {self.step_fn()}/{self.total_steps} '
              f'(this process from step {self.start_step}) in '
              f'{format_duration(self.clock() - self.started)}']
@@ -130,14 +131,16 @@ class TrainingProgress:
     if self.model_dir:
       lines.append(f'summary | checkpoints: {self.model_dir}')
       lines.append(f'summary | TensorBoard: tensorboard --logdir {self.model_dir}')
-      lines.append(f'summary | export: tfm export --experiment={experiment} '
+      import_flags = ''.join(f'--import={module} ' for module in imports)
+      lines.append(f'summary | export: tfm export {import_flags}--experiment={experiment} '
                    f'--model_dir={self.model_dir} '
                    f'--export_dir={os.path.join(self.model_dir, "export")} '
                    '(run_experiment.sh does this)')
     return '\n'.join(lines)
 
 
-def print_summary(experiment: str = 'NAME', out: TextIO = sys.stdout):
+def print_summary(experiment: str = 'NAME', imports: Sequence[str] = (),
+                  out: TextIO = sys.stdout):
   """Prints the summary of the run this process trained, if any."""
   if active:
-    print(active[-1].summary(experiment), file=out, flush=True)
+    print(active[-1].summary(experiment, imports), file=out, flush=True)

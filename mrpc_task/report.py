@@ -8,9 +8,11 @@ needs the `confusion/...` evaluation scalars).
 """
 
 import collections
+import io
 import os
 from typing import Dict, List, Optional, Tuple
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 import yaml
@@ -32,7 +34,7 @@ def read_scalars(event_dir: str) -> Series:
   for name in sorted(tf.io.gfile.listdir(event_dir)):
     if not name.startswith('events.out.tfevents'):
       continue
-    for event in tf.compat.v1.train.summary_iterator(os.path.join(event_dir, name)):
+    for event in _events(os.path.join(event_dir, name)):
       for value in event.summary.value:
         if value.HasField('tensor'):
           array = tf.make_ndarray(value.tensor)
@@ -45,6 +47,14 @@ def read_scalars(event_dir: str) -> Series:
           continue
         by_tag[value.tag][int(event.step)] = number
   return {tag: sorted(points.items()) for tag, points in by_tag.items()}
+
+
+def _events(path: str):
+  """The events of one file; a file cut short (a killed run) gives what was written."""
+  try:
+    yield from tf.compat.v1.train.summary_iterator(path)
+  except tf.errors.DataLossError as e:
+    logging.warning('%s: truncated event file, read up to the damage (%s)', path, e.message)
 
 
 def class_names(model_dir: str) -> Optional[List[str]]:
@@ -80,16 +90,24 @@ def last_confusion_matrix(validation: Series) -> Optional[Tuple[int, np.ndarray]
 
 
 def _figure():
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  try:
+    import matplotlib  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError('tfm report needs matplotlib: pip install "mrpc_task[report]" '
+                      '(or pip install matplotlib)') from e
   matplotlib.use('Agg')  # No display: write files only.
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   return pyplot, pyplot.figure(figsize=FIGURE_INCHES, dpi=DPI)
 
 
 def _save(pyplot, figure, path: str) -> str:
+  """Renders to memory and writes through tf.io.gfile, so gs:// model dirs work too."""
   figure.tight_layout()
-  figure.savefig(path, dpi=DPI)
+  buffer = io.BytesIO()
+  figure.savefig(buffer, format='png', dpi=DPI)
   pyplot.close(figure)
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(buffer.getvalue())
   return path
 
 

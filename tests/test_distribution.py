@@ -133,6 +133,8 @@ def test_two_workers_on_loopback_match_one_worker(tmp_path):
   for sub in ('train', 'validation'):
     assert len(os.listdir(model_dir / sub)) == 1, os.listdir(model_dir / sub)
   assert tf.train.latest_checkpoint(str(model_dir)).endswith('ckpt-12')
+  best = os.listdir(model_dir / 'best_ckpt')
+  assert len([name for name in best if name.endswith('.index')]) == 1, best
 
   single_dir = tmp_path / 'one_worker'
   subprocess.run(_train_command(single_dir, 'mirrored'), cwd=REPO_ROOT, env=_env(),

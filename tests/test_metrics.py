@@ -97,3 +97,15 @@ def test_confusion_counts_under_mirrored_strategy_and_mixed_precision():
   assert float(results['confusion/true0_pred1']) == 2.0
   assert float(results['confusion/true1_pred1']) == 3.0
   assert float(results['accuracy']) == pytest.approx(5 / 8)
+
+
+def test_validation_loss_is_per_labeled_example():
+  """Mean cross-entropy over labeled rows, however the rows were batched."""
+  logits = tf.constant([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [3.0, -3.0]])
+  labels = tf.constant([0, 1, 0, -1])
+  want = np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(-1.0)), np.log(2.0)])
+  loss = metrics.validation_loss_metric()
+  loss.update_state(labels[:1], logits[:1])
+  loss.update_state(labels[1:], logits[1:])  # Uneven batches: still per example.
+  assert loss.name == 'validation_loss'
+  assert float(loss.result()) == pytest.approx(want, rel=1e-6)

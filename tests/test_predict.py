@@ -63,11 +63,32 @@ def test_bad_input_names_file_and_line(text, message):
 
 
 def test_skip_mode_counts_every_dropped_row():
-  """With on_bad_rows=skip the good rows come through and every bad one (and blank) is listed."""
-  skipped = []
-  pairs = _read('sentence1\tsentence2\na\tb\n\nx\ty\tz\n', on_bad_rows='skip', skipped=skipped)
-  assert [(p.sentence1, p.sentence2) for p in pairs] == [('a', 'b')]
-  assert skipped == ['in.txt:3: blank line', 'in.txt:4: 3 columns, header has 2']
+  """With on_bad_rows=skip good rows come through; bad ones and inner blank lines are
+  counted (trailing blank lines just end the input), keeping only the first messages."""
+  skipped = predict.SkipLog(keep=2)
+  text = 'sentence1\tsentence2\na\tb\n\nx\ty\tz\nc\td\ne\n\n\n'
+  pairs = _read(text, on_bad_rows='skip', skipped=skipped)
+  assert [(p.sentence1, p.sentence2) for p in pairs] == [('a', 'b'), ('c', 'd')]
+  assert skipped.count == 3
+  assert str(skipped) == ('in.txt:3: blank line, in.txt:4: 3 columns, header has 2, '
+                          'and 1 more')
+
+
+def test_labels_may_be_spelled_as_in_the_training_files():
+  """A task whose files say NEUTRAL/ENTAILMENT reads those labels through label_vocabulary."""
+  pairs = list(predict.read_pairs(
+      _lines('sentence1\tsentence2\tlabel\na\tb\tENTAILMENT\n'), 'in.txt',
+      class_names=['neutral', 'entailment'], label_vocabulary=['NEUTRAL', 'ENTAILMENT']))
+  assert pairs[0].label == 1
+
+
+def test_label_column_none_and_half_given_columns():
+  """--label_column=none ignores a label column; one sentence column alone is an error."""
+  pairs = _read('sentence1\tsentence2\tlabel\na\tb\tnonsense\n',
+                columns=predict.Columns(label='none'))
+  assert pairs[0].label is None
+  with pytest.raises(predict.PredictInputError, match='give both or neither'):
+    predict.Columns(sentence1='question1')
 
 
 def test_reading_is_lazy_on_an_endless_stream():
@@ -97,7 +118,7 @@ def _peak_python_memory(rows):
   tracemalloc.start()
   stats = predict.predict(
       _fake_serve, predict.read_pairs(_stream(rows), 'gen', class_names=CLASSES),
-      io.StringIO() if rows < 1000 else _NullWriter(), class_names=CLASSES,
+      _NullWriter(), class_names=CLASSES,
       positive_class_id=1, batch_size=256)
   peak = tracemalloc.get_traced_memory()[1]
   tracemalloc.stop()
@@ -157,3 +178,17 @@ def test_cli_json_lines_from_stdin_to_jsonl(exported, tmp_path):
   assert [r['class'] for r in rows] == [c.decode() for c in served['class'].numpy()]
   np.testing.assert_allclose([r['probability_equivalent'] for r in rows],
                              served['probabilities'].numpy()[:, 1], atol=1e-6)
+
+
+def test_cli_on_an_export_without_classes_file(exported, tmp_path):
+  """Exports made before classes.json existed still predict, with class ids as names."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  old = tmp_path / 'old_export'
+  shutil.copytree(exported, old)
+  os.remove(old / 'assets.extra' / 'classes.json')
+  result = run_tfm([TFM, 'predict', f'--export_dir={old}',
+                    f'--input={os.path.join(FIXTURE_MRPC, "dev.tsv")}'])
+  rows = [line.split('\t') for line in result.stdout.splitlines()]
+  assert rows[0] == ['line', 'class', 'probability_1']
+  assert len(rows) == 21 and {r[1] for r in rows[1:]} <= {'0', '1'}
+  assert '20 labeled pairs: accuracy' in result.stderr

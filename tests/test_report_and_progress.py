@@ -96,3 +96,17 @@ def test_progress_rate_and_eta_exclude_evaluation_time():
 def test_format_duration():
   """Seconds, minutes and hours read naturally."""
   assert [progress.format_duration(s) for s in (7, 245, 3723)] == ['7s', '4m05s', '1h02m03s']
+
+
+def test_report_reads_a_truncated_event_file(trained, tmp_path):
+  """An event file cut short by a kill still gives the points written before the damage."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  for sub in ('train', 'validation'):
+    shutil.copytree(os.path.join(trained, sub), tmp_path / sub)
+  (name,) = os.listdir(tmp_path / 'train')
+  path = tmp_path / 'train' / name
+  data = path.read_bytes()
+  path.write_bytes(data[:len(data) - 7])  # Cut into the last record.
+  series = report.read_scalars(str(tmp_path / 'train'))
+  assert series['training_loss'][0][0] == 3  # The step-3 point survived.
+  assert report.write_report(str(tmp_path))

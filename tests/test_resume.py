@@ -38,10 +38,12 @@ def _start(model_dir):
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
-def _steps_until(process, kill_after=None):
+def _steps_until(process, kill_after=None, lines=None):
   """Progress steps printed; with kill_after, SIGKILL once a step >= kill_after is printed."""
   steps = []
   for line in process.stdout:
+    if lines is not None:
+      lines.append(line)
     match = PROGRESS.match(line)
     if match:
       steps.append(int(match.group(1)))
@@ -92,8 +94,10 @@ def test_kill_nine_at_random_points_then_resume(tmp_path):
   print('resumed from', resumed_from)
 
   final_start = int(tf.train.latest_checkpoint(model_dir).rsplit('-', 1)[1])
-  steps = _steps_until(_start(model_dir))
+  lines = []
+  steps = _steps_until(_start(model_dir), lines=lines)
   assert steps[0] == final_start + LOOP and steps[-1] == STEPS
+  assert any(f'(this process from step {final_start})' in line for line in lines)
   assert tf.train.latest_checkpoint(model_dir).endswith(f'ckpt-{STEPS}')
   _assert_every_checkpoint_readable(model_dir)
 
