@@ -76,10 +76,12 @@ def test_minilm_experiment_uses_packaged_model_with_exact_gelu(monkeypatch):
   assert bert.hidden_activation == activations.EXACT_GELU
   assert params.task.init_from_hf == experiments.minilm_dir()
   assert params.task.train_data.vocab_file.startswith(experiments.minilm_dir())
-  # The dev-chosen recipe: 3 epochs at 1e-4, clipped to norm 1, bucketed padding, bfloat16.
+  # The dev-chosen recipe: 3 epochs at 2e-4 with layer decay 0.8, clipped to norm 1,
+  # bucketed padding, bfloat16.
   assert params.trainer.optimizer_config.optimizer.adam.global_clipnorm == 1.0
   assert params.trainer.train_steps == 342
-  assert params.trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate == 1e-4
+  assert params.trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate == 2e-4
+  assert params.task.layer_decay == 0.8
   assert params.trainer.optimizer_config.warmup.linear.warmup_steps == 34
   assert params.task.train_data.padding == params.task.validation_data.padding == 'bucketed'
   assert params.runtime.mixed_precision_dtype == 'bfloat16'
