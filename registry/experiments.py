@@ -73,7 +73,8 @@ def minilm_recipe() -> dict:
 
   A 6-layer model wants a higher rate than BERT-base's 2e-5, overfits past 3 epochs, ends
   better with gradients clipped to norm 1, and best with the rate decayed by 0.8 per layer
-  down from the head (2e-4 for the head, 0.52x for the top layer, 0.21x for the embeddings).
+  down from the head (2e-4 for the head, 0.8x for the top layer, 0.26x for the bottom one,
+  0.21x for the embeddings).
   Bucketed padding and bfloat16 are this machine's fastest settings (docs/PERFORMANCE.md); on
   a CPU without AVX512_BF16 or AMX, override runtime.mixed_precision_dtype to '' (float32).
   """
