@@ -81,8 +81,7 @@ def label_ids(class_names: Sequence[str],
 
 def _tsv_layout(header: bytes, name: str, columns: Columns,
                 ids: Dict[str, int]) -> tsv_reader.RowLayout:
-  text = header.decode('utf-8', errors='replace').lstrip('\ufeff').rstrip('\r\n')
-  fields = [field.strip() for field in text.split('\t')]
+  fields = tsv_reader.header_names(header, name)
   first, second = columns.sentence1, columns.sentence2
   if not (first and second):
     found = [pair for pair in SENTENCE_COLUMNS if pair[0] in fields and pair[1] in fields]

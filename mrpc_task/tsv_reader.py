@@ -116,8 +116,7 @@ class RowLayout:
                   sentence2_column: str, label_column: str,
                   label_ids: Mapping[str, int]) -> 'RowLayout':
     """Checks the header line; `label_column` '' means the rows carry no label."""
-    header = [name.strip() for name in
-              _decode(line, path, 1).lstrip(_BOM).rstrip('\r').split('\t')]
+    header = header_names(line, path)
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
       raise TsvFormatError(f'{path}:1: header repeats column name(s) {repeated}')
@@ -151,6 +150,12 @@ class RowLayout:
         raise TsvFormatError(
             f'{where}: label {fields[self.label[1]]!r} is not one of {list(self.label_ids)}')
     return texts[0], texts[1], label
+
+
+def header_names(line: bytes, path: str) -> List[str]:
+  """The column names of a header line (BOM, CR and surrounding spaces removed)."""
+  return [name.strip() for name in
+          _decode(line, path, 1).lstrip(_BOM).rstrip('\r\n').split('\t')]
 
 
 def _decode(line: bytes, path: str, line_number: int) -> str:
