@@ -75,9 +75,10 @@ class SentencePairDataConfig(cfg.DataConfig):
   # (CPU/GPU: ~2.4x fewer tokens than static, but each batch holds one length range).
   padding: str = 'static'
   # Upper edges of the length buckets for `bucketed` padding; the last bucket ends at
-  # seq_length, and edges >= seq_length are unused.
+  # seq_length, and edges >= seq_length are unused. Every 4 tokens: MRPC training batches
+  # then hold ~1% padding (16-token buckets: ~12%); more buckets cost nothing measurable.
   bucket_boundaries: List[int] = dataclasses.field(
-      default_factory=lambda: [32, 48, 64, 80, 96])
+      default_factory=lambda: list(range(16, 128, 4)))
   # Tokenize once and keep the packed ids in memory: MRPC is ~4k pairs, ~6 MB of ids.
   cache: bool = True
   shuffle_buffer_size: int = 10000
@@ -131,6 +132,9 @@ class ModelConfig(hyperparams.Config):
   # How the pair becomes one vector: 'pooler' (the encoder's [CLS] -> dense -> tanh, as the
   # tutorial), 'cls' ([CLS] into a new dense-tanh head) or 'mean' (masked mean of tokens).
   pooling: str = 'pooler'
+  # Turn the model's Keras dropout layers into a 16-bit-mask kernel (mrpc_task/fast_dropout):
+  # same rates, ~2x cheaper dropout, ~10% faster bfloat16 training on CPU. Off keeps Keras'.
+  fast_dropout: bool = False
 
 
 @dataclasses.dataclass
@@ -150,6 +154,9 @@ class SentencePairTaskConfig(cfg.TaskConfig):
   # Learning-rate factor per encoder layer, counted down from the head (1.0 = off): layer k of
   # L trains at rate * layer_decay**(L - k), the embeddings at rate * layer_decay**(L + 1).
   layer_decay: float = 1.0
+  # Apply embedding gradients (sparse rows) with the optimizer's fused dense kernel: the same
+  # Adam step, ~2x cheaper on the largest table (mrpc_task/dense_updates.py).
+  dense_embedding_updates: bool = False
   # Seeds Python, numpy and TensorFlow (classifier init, dropout) when the Task is built;
   # the order of training data follows train_data.seed. None: not seeded.
   seed: Optional[int] = None

@@ -15,6 +15,8 @@ from official.nlp.configs import encoders
 
 from mrpc_task import configs
 from mrpc_task import data
+from mrpc_task import dense_updates
+from mrpc_task import fast_dropout
 from mrpc_task import layer_decay
 from mrpc_task import metrics as metrics_lib
 from mrpc_task import modeling
@@ -56,13 +58,16 @@ class SentencePairTask(base_task.Task):
 
   def build_model(self) -> tf_keras.Model:
     model_config = self.task_config.model
-    return modeling.build_classifier(
+    model = modeling.build_classifier(
         encoders.build_encoder(model_config.encoder),
         num_classes=model_config.num_classes,
         pooling=model_config.pooling,
         dropout_rate=model_config.dropout_rate,
         initializer=tf_keras.initializers.TruncatedNormal(
             stddev=model_config.encoder.get().initializer_range))
+    if model_config.fast_dropout:
+      fast_dropout.use_fast_dropout(model)
+    return model
 
   def initialize(self, model: tf_keras.Model):
     """Restores the pretrained encoder; Orbit calls this only when model_dir has no checkpoint."""
@@ -75,12 +80,15 @@ class SentencePairTask(base_task.Task):
       pretrained.restore_encoder(model.checkpoint_items['encoder'], config.init_checkpoint)
 
   def create_optimizer(self, optimizer_config, runtime_config=None, dp_config=None):
-    """Model Garden's optimizer, with `task.layer_decay` applied when it is below 1."""
+    """Model Garden's optimizer, with `task.layer_decay` and `dense_embedding_updates`."""
     optimizer = super().create_optimizer(optimizer_config, runtime_config, dp_config)
     encoder = self.task_config.model.encoder.get()
-    return layer_decay.apply_layer_decay(
+    optimizer = layer_decay.apply_layer_decay(
         optimizer, num_layers=getattr(encoder, 'num_layers', 0),
         decay=self.task_config.layer_decay)
+    if self.task_config.dense_embedding_updates:
+      optimizer = dense_updates.apply_sparse_as_dense(optimizer)
+    return optimizer
 
   def build_inputs(self, params: configs.SentencePairDataConfig,
                    input_context: Optional[tf.distribute.InputContext] = None):
