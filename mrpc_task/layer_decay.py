@@ -32,12 +32,12 @@ def rate_factor(variable_name: str, num_layers: int, decay: float) -> float:
   return decay ** (num_layers + 1 - depth(variable_name, num_layers))
 
 
-def _innermost(optimizer):
+def innermost(optimizer):
   """The optimizer that applies updates, under Model Garden's EMA or loss-scale wrappers."""
   for attribute in ('_optimizer', 'inner_optimizer'):
     inner = getattr(optimizer, attribute, None)
     if inner is not None and inner is not optimizer:
-      return _innermost(inner)
+      return innermost(inner)
   return optimizer
 
 
@@ -58,7 +58,7 @@ def apply_layer_decay(optimizer: tf_keras.optimizers.legacy.Optimizer, *, num_la
     raise ValueError(f'task.layer_decay={decay!r}: must be in (0, 1]')
   if decay == 1.0:
     return optimizer
-  inner = _innermost(optimizer)
+  inner = innermost(optimizer)
   if not isinstance(inner, tf_keras.optimizers.legacy.Optimizer):
     raise ValueError(f'task.layer_decay={decay!r} needs a legacy Keras optimizer '
                      f'(adam, adamw); got {type(inner).__name__}')
