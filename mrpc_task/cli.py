@@ -55,6 +55,9 @@ def _define_export_flags():
   flags.DEFINE_string('params_override', None, 'YAML/JSON string applied last.')
   flags.DEFINE_bool('trim_padding', True,
                     'Pad each request batch to its longest pair instead of seq_length.')
+  flags.DEFINE_integer('sort_chunk_size', 8,
+                       'With --trim_padding, run each request sorted by length in chunks of '
+                       'this many pairs, each padded to its own longest (0: one batch).')
   flags.mark_flags_as_required(['experiment', 'model_dir', 'export_dir'])
 
 
@@ -108,7 +111,8 @@ def _export_main(_):
       FLAGS.model_dir, params.trainer.best_checkpoint_export_subdir)
   task = task_factory.get_task(params.task, logging_dir=FLAGS.model_dir)
   path = export.export_model(params.task, task.build_model(), FLAGS.export_dir, checkpoint,
-                             trim_padding=FLAGS.trim_padding)
+                             trim_padding=FLAGS.trim_padding,
+                             sort_chunk_size=FLAGS.sort_chunk_size)
   print(f'Exported {checkpoint} to {path}')
 
 

@@ -18,13 +18,14 @@ from mrpc_task import tokenization
 SIGNATURE_KEY = 'serving_default'
 EXTRA_ASSETS = 'assets.extra'
 CLASSES_FILE = 'classes.json'
+DEFAULT_SORT_CHUNK_SIZE = 8
 
 
 class SentencePairServingModule(export_base.ExportModule):
   """`serve(sentence1, sentence2)` -> logits, probabilities, class_id, class."""
 
   def __init__(self, params: configs.SentencePairTaskConfig, model: tf_keras.Model,
-               *, trim_padding: bool = True):
+               *, trim_padding: bool = True, sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE):
     """Wraps a classifier with the task's tokenizer.
 
     Args:
@@ -32,7 +33,16 @@ class SentencePairServingModule(export_base.ExportModule):
       model: the classifier; its weights are read from a checkpoint by `export_base.export`.
       trim_padding: pad each request batch only to its longest pair instead of seq_length;
         masking makes the logits the same, and short pairs cost less.
+      sort_chunk_size: with trim_padding, order a request's pairs by length and run them in
+        chunks of this many, each padded only to its own longest pair (rows come back in
+        request order). Batches of 64 MRPC dev pairs then run 1.6x faster than padded to
+        their longest (docs/PERFORMANCE.md). 0 runs the request as one batch.
+
+    Raises:
+      ValueError: sort_chunk_size is negative.
     """
+    if sort_chunk_size < 0:
+      raise ValueError(f'sort_chunk_size={sort_chunk_size}: must be >= 0 (0 = off)')
     data = params.validation_data
     super().__init__(
         params, model,
@@ -41,6 +51,8 @@ class SentencePairServingModule(export_base.ExportModule):
             vocab_file=data.vocab_file, lower_case=data.lower_case,
             seq_length=data.seq_length))
     self.trim_padding = trim_padding
+    self.sort_chunk_size = sort_chunk_size
+    self.num_classes = params.model.num_classes
     self.class_names = tf.constant(list(params.class_names))
 
   def encode(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Dict[str, tf.Tensor]:
@@ -51,9 +63,30 @@ class SentencePairServingModule(export_base.ExportModule):
     features = self.preprocessor(sentence1, sentence2)
     return tokenization.trim_to_longest(features) if self.trim_padding else features
 
+  def logits(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """float32 logits of packed features, in length-sorted chunks when configured."""
+    if not (self.trim_padding and self.sort_chunk_size):
+      return tf.cast(self.inference_step(features), tf.float32)
+    lengths = tf.reduce_sum(tf.cast(features['input_mask'], tf.int32), axis=-1)
+    order = tf.argsort(lengths, stable=True)
+    ordered = {name: tf.gather(value, order) for name, value in features.items()}
+    size = self.sort_chunk_size
+    chunks = (tf.size(lengths) + size - 1) // size
+
+    def run_chunk(index, outputs):
+      chunk = {name: value[index * size:(index + 1) * size] for name, value in ordered.items()}
+      logits = self.inference_step(tokenization.trim_to_longest(chunk))
+      return index + 1, outputs.write(index, tf.cast(logits, tf.float32))
+
+    _, outputs = tf.while_loop(
+        lambda index, _: index < chunks, run_chunk,
+        [tf.constant(0), tf.TensorArray(tf.float32, size=chunks, infer_shape=False,
+                                        element_shape=[None, self.num_classes])])
+    return tf.gather(outputs.concat(), tf.math.invert_permutation(order))
+
   @tf.function
   def serve(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Mapping[str, tf.Tensor]:
-    logits = tf.cast(self.inference_step(self.encode(sentence1, sentence2)), tf.float32)
+    logits = self.logits(self.encode(sentence1, sentence2))
     class_id = tf.argmax(logits, axis=-1, output_type=tf.int32)  # Per row, not over the batch.
     return {
         'logits': logits,
@@ -75,7 +108,8 @@ class SentencePairServingModule(export_base.ExportModule):
 
 def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
                  export_dir: str, checkpoint_path: Optional[str] = None,
-                 trim_padding: bool = True) -> str:
+                 trim_padding: bool = True,
+                 sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE) -> str:
   """Writes the SavedModel to `export_dir` (not timestamped) and returns that path.
 
   Args:
@@ -84,9 +118,10 @@ def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
     export_dir: where to write; replaced files are overwritten.
     checkpoint_path: a training checkpoint (prefix or directory) to read the weights from;
       None exports `model` as it is.
-    trim_padding: see `SentencePairServingModule`.
+    trim_padding, sort_chunk_size: see `SentencePairServingModule`.
   """
-  module = SentencePairServingModule(params, model, trim_padding=trim_padding)
+  module = SentencePairServingModule(params, model, trim_padding=trim_padding,
+                                     sort_chunk_size=sort_chunk_size)
   path = export_base.export(
       module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=checkpoint_path,
       timestamped=False)

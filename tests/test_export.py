@@ -1,0 +1,70 @@
+"""The serving module in-process: length-sorted chunks give the same logits in request order."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from official.core import task_factory
+
+from mrpc_task import export
+from mrpc_task import tsv_reader
+from tests.conftest import FIXTURE_MRPC, tiny_experiment
+
+
+@pytest.fixture(scope='module')
+def task_and_model():
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    params = tiny_experiment(monkeypatch, seq_length=48)
+  task = task_factory.get_task(params.task)
+  return params, task.build_model()
+
+
+def _dev_pairs():
+  dev = tsv_reader.read_sentence_pairs(
+      f'{FIXTURE_MRPC}/dev.tsv', sentence1_column='#1 String', sentence2_column='#2 String',
+      label_column='Quality', label_vocabulary=['0', '1'])
+  # Stretch some pairs so the request mixes short and long rows.
+  first = [s * (1 + i % 3) for i, s in enumerate(dev.sentence1)]
+  return tf.constant(first), tf.constant(dev.sentence2)
+
+
+def _logits(params, model, first, second, **kwargs):
+  module = export.SentencePairServingModule(params.task, model, **kwargs)
+  return module.serve(first, second)['logits'].numpy()
+
+
+def test_sorted_chunks_match_one_padded_batch_row_for_row(task_and_model):
+  """Chunks of 3 (sorted by length), one trimmed batch and full padding agree to 1e-5."""
+  params, model = task_and_model
+  first, second = _dev_pairs()
+  lengths = tf.reduce_sum(
+      export.SentencePairServingModule(params.task, model).encode(first, second)['input_mask'],
+      axis=-1).numpy()
+  assert len(set(lengths)) > 5  # The rows really do have different lengths.
+  chunked = _logits(params, model, first, second, sort_chunk_size=3)
+  whole = _logits(params, model, first, second, sort_chunk_size=0)
+  padded = _logits(params, model, first, second, trim_padding=False)
+  assert chunked.shape == (20, 2)
+  np.testing.assert_allclose(chunked, whole, atol=1e-5)
+  np.testing.assert_allclose(chunked, padded, atol=1e-5)
+  # Each row is its own pair's answer, not a neighbour's.
+  for i in (0, 7, 19):
+    alone = _logits(params, model, first[i:i + 1], second[i:i + 1], sort_chunk_size=3)
+    np.testing.assert_allclose(chunked[i], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize('rows', [0, 1, 3, 4])
+def test_chunking_handles_empty_exact_and_partial_chunks(task_and_model, rows):
+  """0 rows, fewer than a chunk, exactly one chunk and one more than a chunk all answer."""
+  params, model = task_and_model
+  first, second = _dev_pairs()
+  out = _logits(params, model, first[:rows], second[:rows], sort_chunk_size=3)
+  assert out.shape == (rows, 2)
+  np.testing.assert_allclose(
+      out, _logits(params, model, first[:rows], second[:rows], sort_chunk_size=0), atol=1e-5)
+
+
+def test_negative_chunk_size_fails_naming_it(task_and_model):
+  """sort_chunk_size < 0 is rejected with its name."""
+  params, model = task_and_model
+  with pytest.raises(ValueError, match='sort_chunk_size=-1'):
+    export.SentencePairServingModule(params.task, model, sort_chunk_size=-1)
