@@ -75,14 +75,16 @@ def minilm_recipe() -> dict:
   better with gradients clipped to norm 1, and best with the rate decayed by 0.8 per layer
   down from the head (2e-4 for the head, 0.8x for the top layer, 0.26x for the bottom one,
   0.21x for the embeddings).
-  Bucketed padding and bfloat16 are this machine's fastest settings (docs/PERFORMANCE.md); on
-  a CPU without AVX512_BF16 or AMX, override runtime.mixed_precision_dtype to '' (float32).
+  Bucketed padding, bfloat16, the 16-bit dropout kernel, dense embedding updates and a Python
+  step loop are this machine's fastest settings (docs/PERFORMANCE.md); on a CPU without
+  AVX512_BF16 or AMX, override runtime.mixed_precision_dtype to '' (float32).
   """
   minilm = minilm_dir()
   return dict(encoder=minilm_encoder(),
               vocab_file=os.path.join(minilm, 'vocab.txt') if minilm else '',
               init_from_hf=minilm, learning_rate=2e-4, layer_decay=0.8, epochs=3,
-              padding='bucketed', mixed_precision_dtype='bfloat16', global_clipnorm=1.0)
+              padding='bucketed', mixed_precision_dtype='bfloat16', global_clipnorm=1.0,
+              fast_dropout=True, dense_embedding_updates=True, train_tf_while_loop=False)
 
 
 def _largest_divisor_at_most(n: int, limit: int) -> int:
@@ -112,6 +114,9 @@ def sentence_pair_experiment(
     mixed_precision_dtype: Optional[str] = None,
     global_clipnorm: Optional[float] = None,
     layer_decay: float = 1.0,
+    fast_dropout: bool = False,
+    dense_embedding_updates: bool = False,
+    train_tf_while_loop: bool = True,
 ) -> configs.SentencePairExperimentConfig:
   """Builds a fine-tuning experiment; every registered experiment is a call of this.
 
@@ -138,6 +143,10 @@ def sentence_pair_experiment(
     mixed_precision_dtype: None (float32), 'bfloat16' or 'float16' compute.
     global_clipnorm: clip gradients to this global norm (None: no clipping).
     layer_decay: learning-rate factor per encoder layer below the head (1.0: off).
+    fast_dropout: the encoder's dropouts use the 16-bit-mask kernel (task.model.fast_dropout).
+    dense_embedding_updates: apply embedding gradients with the fused dense Adam kernel.
+    train_tf_while_loop: run each loop of training steps inside one `tf.while_loop` (Orbit's
+      default; best on TPU) instead of one call per step (faster on CPU, docs/PERFORMANCE.md).
 
   Returns:
     The experiment config: one evaluation and one checkpoint per epoch, the best checkpoint
@@ -168,12 +177,14 @@ def sentence_pair_experiment(
 
   return configs.SentencePairExperimentConfig(
       task=configs.SentencePairTaskConfig(
-          model=configs.ModelConfig(encoder=encoder, num_classes=len(class_names)),
+          model=configs.ModelConfig(encoder=encoder, num_classes=len(class_names),
+                                    fast_dropout=fast_dropout),
           init_checkpoint=init_checkpoint,
           init_from_hf=init_from_hf,
           class_names=list(class_names),
           positive_class_id=positive_class_id,
           layer_decay=layer_decay,
+          dense_embedding_updates=dense_embedding_updates,
           seed=seed,
           train_data=data_config(training=True),
           validation_data=data_config(training=False)),
@@ -185,6 +196,7 @@ def sentence_pair_experiment(
           checkpoint_interval=interval,
           steps_per_loop=steps_per_loop,
           summary_interval=steps_per_loop,
+          train_tf_while_loop=train_tf_while_loop,
           best_checkpoint_export_subdir='best_ckpt',
           best_checkpoint_eval_metric='f1',
           best_checkpoint_metric_comp='higher',
