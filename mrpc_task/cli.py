@@ -55,7 +55,8 @@ def _define_export_flags():
   flags.DEFINE_string('params_override', None, 'YAML/JSON string applied last.')
   flags.DEFINE_bool('trim_padding', True,
                     'Pad each request batch to its longest pair instead of seq_length.')
-  flags.DEFINE_integer('sort_chunk_size', 8,
+  from mrpc_task import export  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_integer('sort_chunk_size', export.DEFAULT_SORT_CHUNK_SIZE,
                        'With --trim_padding, run each request sorted by length in chunks of '
                        'this many pairs, each padded to its own longest (0: one batch).')
   flags.mark_flags_as_required(['experiment', 'model_dir', 'export_dir'])
