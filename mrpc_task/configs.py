@@ -187,6 +187,11 @@ class SentencePairTaskConfig(cfg.TaskConfig):
       _fail(f'{prefix}.positive_class_id', self.positive_class_id,
             f'must be in [0, {num_classes})')
     encoder = self.model.encoder.get()
+    output_range = getattr(encoder, 'output_range', None)
+    if self.model.pooling == 'mean' and output_range:
+      _fail(f'{prefix}.model.encoder.{self.model.encoder.type}.output_range', output_range,
+            'pooling=mean averages every token, but the last layer would compute only the '
+            'first output_range of them: set it to null')
     max_positions = getattr(encoder, 'max_position_embeddings', None)
     for name in ('train_data', 'validation_data'):
       data = getattr(self, name)

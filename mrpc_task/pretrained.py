@@ -158,6 +158,12 @@ def converted_hf_checkpoint(hf_dir: str) -> str:
   return os.path.join(target, 'encoder')
 
 
+# Encoder settings that change how a model runs, not what its weights mean: a checkpoint
+# converted with one value restores correctly into an encoder with another.
+_HOW_IT_RUNS = ('hidden_dropout_prob', 'attention_dropout_prob', 'dropout_rate',
+                'attention_dropout_rate', 'output_range')
+
+
 def check_encoder_config(checkpoint_prefix: str, encoder_config: dict):
   """Fails when a converted checkpoint's bert_config.json differs from the task's encoder.
 
@@ -172,8 +178,7 @@ def check_encoder_config(checkpoint_prefix: str, encoder_config: dict):
   differences = [
       f'{key}: checkpoint {converted[key]!r}, config {encoder_config.get(key)!r}'
       for key in sorted(converted) if key in encoder_config and encoder_config[key] != converted[key]
-      and key not in ('hidden_dropout_prob', 'attention_dropout_prob', 'dropout_rate',
-                      'attention_dropout_rate')
+      and key not in _HOW_IT_RUNS
   ]
   if differences:
     raise CheckpointMismatchError(

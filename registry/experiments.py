@@ -117,6 +117,7 @@ def sentence_pair_experiment(
     fast_dropout: bool = False,
     dense_embedding_updates: bool = False,
     train_tf_while_loop: bool = True,
+    output_range: Optional[int] = 1,
 ) -> configs.SentencePairExperimentConfig:
   """Builds a fine-tuning experiment; every registered experiment is a call of this.
 
@@ -147,6 +148,11 @@ def sentence_pair_experiment(
     dense_embedding_updates: apply embedding gradients with the fused dense Adam kernel.
     train_tf_while_loop: run each loop of training steps inside one `tf.while_loop` (Orbit's
       default; best on TPU) instead of one call per step (faster on CPU, docs/PERFORMANCE.md).
+    output_range: the encoder's last layer computes outputs for the first `output_range`
+      positions only (Model Garden's `output_range`). 1, the default, is exactly what the
+      pooler and cls heads read, so logits are unchanged and the last layer's queries, output
+      projection and feed-forward run for one token instead of all; None computes them all,
+      as a head that reads every token (`task.model.pooling: mean`) needs.
 
   Returns:
     The experiment config: one evaluation and one checkpoint per epoch, the best checkpoint
@@ -174,6 +180,9 @@ def sentence_pair_experiment(
         is_training=training,
         drop_remainder=training,
         seed=seed)
+
+  encoder = copy.deepcopy(encoder)
+  encoder.get().output_range = output_range
 
   return configs.SentencePairExperimentConfig(
       task=configs.SentencePairTaskConfig(

@@ -51,13 +51,13 @@ FIXTURE_MRPC = _glue_folder()
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_encoder(vocab_size=41, num_layers=2, hidden_size=32):
+def tiny_encoder(vocab_size=41, num_layers=2, hidden_size=32, output_range=None):
   return encoders.EncoderConfig(
       type='bert',
       bert=encoders.BertEncoderConfig(
           vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
           num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-          dropout_rate=0.0, attention_dropout_rate=0.0))
+          dropout_rate=0.0, attention_dropout_rate=0.0, output_range=output_range))
 
 
 def tiny_experiment(monkeypatch=None, **overrides):

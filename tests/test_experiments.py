@@ -112,6 +112,7 @@ def test_unknown_override_key_fails():
       'task': {'validation_data': {'padding': 'bucketed'}}}, 'task.validation_data.padding'),
     ({'task': {'train_data': {'source': 'tsv', 'tsv_dir': 'x', 'tsv_columns': {'label': ''}}}},
      'task.train_data.tsv_columns.label'),
+    ({'task': {'model': {'pooling': 'mean'}}}, 'task.model.encoder.bert.output_range'),
     ({'trainer': {'train_steps': 200}},
      'trainer.optimizer_config.learning_rate.polynomial.decay_steps'),
     ({'trainer': {'optimizer_config': {'warmup': {'linear': {'warmup_steps': 100}}}}},
@@ -123,6 +124,18 @@ def test_invalid_values_fail_validation_naming_the_key(override, key):
   params.override(override, is_strict=True)
   with pytest.raises(configs.ConfigError, match=key.replace('.', r'\.')):
     params.validate()
+
+
+def test_every_recipe_runs_the_last_layer_on_cls_only_and_mean_pooling_can_undo_it():
+  """output_range=1 by default; `--params_override` with null makes mean pooling valid."""
+  for name in ('bert_mrpc', 'bert_mrpc_tiny', 'bert_mrpc_minilm'):
+    assert exp_factory.get_exp_config(name).task.model.encoder.bert.output_range == 1
+  params = exp_factory.get_exp_config('bert_mrpc_tiny')
+  params = hyperparams.override_params_dict(
+      params, 'task.model.pooling=mean,task.model.encoder.bert.output_range=null',
+      is_strict=True)
+  assert params.task.model.encoder.bert.output_range is None
+  params.validate()
 
 
 def test_task_is_registered_for_the_config():
