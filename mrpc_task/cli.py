@@ -149,7 +149,9 @@ def _convert_main(_):
   print('    type: bert')
   print('    bert:')
   for key, value in encoder_config.get().as_dict().items():
-    print(f'      {key}: {value}')
+    if key == 'output_range':  # How the model runs, not what the checkpoint is: the
+      continue                 # experiment's own value (1 for [CLS] heads) must stay.
+    print(f'      {key}: {"null" if value is None else value}')
 
 
 def _convert(argv: List[str]):

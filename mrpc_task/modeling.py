@@ -60,6 +60,11 @@ def build_classifier(network: tf_keras.Model, *, num_classes: int, pooling: str,
     initializer: for the new layers.
   """
   if pooling == 'mean':
+    output_range = network.get_config().get('output_range')
+    if output_range:
+      raise ValueError(
+          f'task.model.pooling=mean averages every token, but the encoder\'s last layer '
+          f'computes only {output_range} (output_range): build it with output_range None')
     return MeanPooledClassifier(network, num_classes, initializer, dropout_rate)
   if pooling in ('pooler', 'cls'):
     return models.BertClassifier(

@@ -104,6 +104,14 @@ def test_convert_checkpoint_cli_prints_usable_config(tmp_path):
   assert f'task.init_checkpoint: {out}/encoder' in result.stdout
   assert 'hidden_activation: mrpc_task>exact_gelu' in result.stdout
   assert 'num_layers: 6' in result.stdout
+  # Pasted into a config it is the packaged encoder, and leaves the recipe's output_range.
+  usage = yaml.safe_load(result.stdout.split('Use it with:\n', 1)[1])
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
+  params = exp_factory.get_exp_config('bert_mrpc_minilm')
+  params.override({'task': {'model': {'encoder': usage['task.model.encoder']}}}, is_strict=True)
+  assert params.task.model.encoder.as_dict() == exp_factory.get_exp_config(
+      'bert_mrpc_minilm').task.model.encoder.as_dict()
+  assert params.task.model.encoder.bert.output_range == 1
 
 
 @pytest.fixture(scope='module')

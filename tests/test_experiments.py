@@ -7,6 +7,7 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
 from official.modeling.optimization import optimizer_factory
+from official.nlp.configs import encoders
 
 from mrpc_task import activations
 from mrpc_task import configs
@@ -128,14 +129,21 @@ def test_invalid_values_fail_validation_naming_the_key(override, key):
 
 def test_every_recipe_runs_the_last_layer_on_cls_only_and_mean_pooling_can_undo_it():
   """output_range=1 by default; `--params_override` with null makes mean pooling valid."""
-  for name in ('bert_mrpc', 'bert_mrpc_tiny', 'bert_mrpc_minilm'):
-    assert exp_factory.get_exp_config(name).task.model.encoder.bert.output_range == 1
+  for name in OURS + ('bert_rte', 'bert_rte_minilm', 'bert_qqp', 'bert_qqp_minilm'):
+    assert exp_factory.get_exp_config(name).task.model.encoder.bert.output_range == 1, name
   params = exp_factory.get_exp_config('bert_mrpc_tiny')
   params = hyperparams.override_params_dict(
       params, 'task.model.pooling=mean,task.model.encoder.bert.output_range=null',
       is_strict=True)
   assert params.task.model.encoder.bert.output_range is None
   params.validate()
+
+
+def test_encoders_without_output_range_are_left_alone():
+  """The builder sets output_range only where Model Garden's encoder config has it."""
+  params = experiments.sentence_pair_experiment(
+      encoder=encoders.EncoderConfig(type='albert'), vocab_file='vocab.txt')
+  assert 'output_range' not in params.task.model.encoder.albert.as_dict()
 
 
 def test_task_is_registered_for_the_config():

@@ -15,6 +15,12 @@ FEATURES = {
     'input_type_ids': tf.constant([[0, 0, 0, 0, 1, 1, 0, 0]]),
 }
 
+SECOND_PAIR = {
+    'input_word_ids': tf.constant([[2, 7, 8, 9, 3, 10, 11, 3]]),
+    'input_mask': tf.constant([[1, 1, 1, 1, 1, 1, 1, 1]]),
+    'input_type_ids': tf.constant([[0, 0, 0, 0, 0, 1, 1, 1]]),
+}
+
 
 def _classifier(pooling):
   return modeling.build_classifier(
@@ -59,7 +65,7 @@ def test_last_layer_on_cls_only_keeps_logits_and_gradients(pooling):
       encoders.build_encoder(tiny_encoder(output_range=1)), num_classes=2, pooling=pooling,
       dropout_rate=0.1, initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))
   cls_only.set_weights(full.get_weights())
-  features = {k: tf.concat([v, tf.roll(v, 1, axis=1)], axis=0) for k, v in FEATURES.items()}
+  features = {k: tf.concat([v, SECOND_PAIR[k]], axis=0) for k, v in FEATURES.items()}
   labels = tf.constant([1, 0])
 
   def logits_and_gradients(model):
@@ -80,3 +86,11 @@ def test_last_layer_on_cls_only_keeps_logits_and_gradients(pooling):
                                atol=1e-6, err_msg=variable.name)
   # It is a real saving: the last layer's sequence output is one position long.
   assert cls_only.checkpoint_items['encoder'](features)['sequence_output'].shape[1] == 1
+
+
+def test_mean_pooling_refuses_an_encoder_that_computes_only_cls():
+  """A [B, 1, H] last layer would broadcast against the mask and quietly average [CLS]."""
+  with pytest.raises(ValueError, match='output_range'):
+    modeling.build_classifier(
+        encoders.build_encoder(tiny_encoder(output_range=1)), num_classes=2, pooling='mean',
+        dropout_rate=0.1, initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))

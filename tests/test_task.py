@@ -26,9 +26,15 @@ def _dataset_loss(task, model, params):
   return sum(losses) / 48
 
 
-def test_one_train_step_changes_every_trainable_variable(monkeypatch):
-  """After one step every trainable variable of encoder and head has moved."""
-  params = tiny_experiment(monkeypatch)
+@pytest.mark.parametrize('pooling, output_range', [('pooler', 1), ('mean', None)])
+def test_one_train_step_changes_every_trainable_variable(monkeypatch, pooling, output_range):
+  """After one step every trainable variable of encoder and head has moved.
+
+  Both the recipes' last layer on [CLS] only (pooler) and the full encoder (mean pooling).
+  """
+  params = tiny_experiment(monkeypatch, output_range=output_range)
+  params.task.model.pooling = pooling
+  params.validate()
   task, model = _task_and_model(params)
   optimizer = task.create_optimizer(params.trainer.optimizer_config)
   batch = next(iter(task.build_inputs(params.task.train_data)))
@@ -39,7 +45,9 @@ def test_one_train_step_changes_every_trainable_variable(monkeypatch):
   unchanged = [v.name for v, old in zip(model.trainable_variables, before)
                if np.array_equal(v.numpy(), old)]
   assert len(model.trainable_variables) > 20
-  assert not unchanged
+  # Mean pooling does not use the encoder's own pooler layer.
+  unused = ['pooler_transform/kernel:0', 'pooler_transform/bias:0'] if pooling == 'mean' else []
+  assert unchanged == unused
 
 
 def test_loss_falls_over_twenty_seeded_steps(monkeypatch):
