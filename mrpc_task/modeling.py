@@ -30,6 +30,12 @@ class MeanPooledClassifier(tf_keras.Model):
 
   def __init__(self, network: tf_keras.Model, num_classes: int, initializer,
                dropout_rate: float, **kwargs):
+    # A last layer sliced to [CLS] would broadcast against the mask and average [CLS] alone.
+    output_range = network.get_config().get('output_range')
+    if output_range:
+      raise ValueError(
+          f'task.model.pooling=mean averages every token, but the encoder\'s last layer '
+          f'computes only {output_range} (output_range): build it with output_range None')
     inputs = network.inputs
     outputs = network(inputs)
     sequence = outputs['sequence_output'] if isinstance(outputs, dict) else outputs[0]
@@ -60,11 +66,6 @@ def build_classifier(network: tf_keras.Model, *, num_classes: int, pooling: str,
     initializer: for the new layers.
   """
   if pooling == 'mean':
-    output_range = network.get_config().get('output_range')
-    if output_range:
-      raise ValueError(
-          f'task.model.pooling=mean averages every token, but the encoder\'s last layer '
-          f'computes only {output_range} (output_range): build it with output_range None')
     return MeanPooledClassifier(network, num_classes, initializer, dropout_rate)
   if pooling in ('pooler', 'cls'):
     return models.BertClassifier(

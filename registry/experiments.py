@@ -149,10 +149,11 @@ def sentence_pair_experiment(
     train_tf_while_loop: run each loop of training steps inside one `tf.while_loop` (Orbit's
       default; best on TPU) instead of one call per step (faster on CPU, docs/PERFORMANCE.md).
     output_range: the encoder's last layer computes outputs for the first `output_range`
-      positions only (Model Garden's `output_range`; encoders without it are left alone). 1, the default, is exactly what the
-      pooler and cls heads read, so logits are unchanged and the last layer's queries, output
-      projection and feed-forward run for one token instead of all; None computes them all,
-      as a head that reads every token (`task.model.pooling: mean`) needs.
+      positions only (Model Garden's `output_range`; encoders without it are left alone).
+      1, the default, is exactly what the pooler and cls heads read, so logits are unchanged
+      and the last layer's queries, output projection and feed-forward run for one token
+      instead of all; None computes them all, as a head that reads every token
+      (`task.model.pooling: mean`) needs.
 
   Returns:
     The experiment config: one evaluation and one checkpoint per epoch, the best checkpoint
