@@ -19,11 +19,6 @@ import registry  # pylint: disable=g-import-not-at-top,unused-import
 from official.nlp.configs import encoders  # pylint: disable=g-import-not-at-top
 from registry import experiments  # pylint: disable=g-import-not-at-top
 
-# Two logical CPUs, so distribution tests can mirror over 2 replicas on this 2-core machine.
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices('CPU')[0],
-    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 FIXTURE_VOCAB = os.path.join(FIXTURES, 'vocab.txt')
 

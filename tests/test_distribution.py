@@ -1,7 +1,7 @@
 """Several devices and several workers give the single-device results.
 
-In-process: MirroredStrategy over the 2 logical CPUs conftest configures. Out of process
-(marked slow, CI runs them): MultiWorkerMirroredStrategy with 2 `tfm` workers on 127.0.0.1.
+MirroredStrategy over 2 logical CPUs, in a child process (tests/two_cpus.py); and (marked
+slow, CI runs it) MultiWorkerMirroredStrategy with 2 `tfm` workers on 127.0.0.1.
 """
 
 import json
@@ -15,12 +15,13 @@ import tensorflow as tf
 from official.core import base_trainer
 from official.core import task_factory
 
+from tests import two_cpus
 from tests.conftest import FIXTURE_MRPC, TFM, REPO_ROOT, scalars, tiny_experiment
 
 
-def _deterministic_experiment(monkeypatch):
+def _deterministic_experiment():
   """Tiny experiment with no dropout and no shuffling: any split of a batch is the same math."""
-  params = tiny_experiment(monkeypatch, warmup_fraction=0.0, learning_rate=5e-3)
+  params = tiny_experiment(warmup_fraction=0.0, learning_rate=5e-3)
   params.task.model.dropout_rate = 0.0
   params.task.train_data.shuffle_buffer_size = 1
   params.trainer.steps_per_loop = 1
@@ -42,13 +43,11 @@ def _losses(trainer, steps):
   return [float(trainer.train(tf.constant(1))['training_loss']) for _ in range(steps)]
 
 
-def test_mirrored_two_devices_follow_the_single_device_loss_trajectory(monkeypatch):
-  """Global batch 8 on 1 device or as 2 x 4 on 2 replicas: the same losses, step by step."""
-  params = _deterministic_experiment(monkeypatch)
+def _mirrored_training_case():
+  params = _deterministic_experiment()
   single = _trainer(tf.distribute.get_strategy(), params)
   start = single.model.get_weights()
-  cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
-  mirrored = _trainer(tf.distribute.MirroredStrategy(cpus), params, weights=start)
+  mirrored = _trainer(two_cpus.mirrored_strategy(), params, weights=start)
   assert mirrored.strategy.num_replicas_in_sync == 2
   single_losses, mirrored_losses = _losses(single, 12), _losses(mirrored, 12)
   np.testing.assert_allclose(mirrored_losses, single_losses, rtol=1e-5)
@@ -57,12 +56,15 @@ def test_mirrored_two_devices_follow_the_single_device_loss_trajectory(monkeypat
     np.testing.assert_allclose(a, b, atol=2e-5)
 
 
-def test_mirrored_evaluation_scores_the_whole_set(monkeypatch):
-  """20 dev rows in batches of 8 (last one 4, split 2+2): the same scores as one device."""
-  params = _deterministic_experiment(monkeypatch)
+def test_mirrored_two_devices_follow_the_single_device_loss_trajectory():
+  """Global batch 8 on 1 device or as 2 x 4 on 2 replicas: the same losses, step by step."""
+  two_cpus.run(_mirrored_training_case)
+
+
+def _mirrored_evaluation_case():
+  params = _deterministic_experiment()
   single = _trainer(tf.distribute.get_strategy(), params)
-  cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
-  mirrored = _trainer(tf.distribute.MirroredStrategy(cpus), params,
+  mirrored = _trainer(two_cpus.mirrored_strategy(), params,
                       weights=single.model.get_weights())
   want = {k: float(v) for k, v in single.evaluate(tf.constant(-1)).items()}
   got = {k: float(v) for k, v in mirrored.evaluate(tf.constant(-1)).items()}
@@ -70,6 +72,11 @@ def test_mirrored_evaluation_scores_the_whole_set(monkeypatch):
   for key in ('accuracy', 'f1', 'confusion/true0_pred0', 'confusion/true1_pred1'):
     assert got[key] == pytest.approx(want[key], abs=1e-6), key
   assert got['validation_loss'] == pytest.approx(want['validation_loss'], rel=1e-5)
+
+
+def test_mirrored_evaluation_scores_the_whole_set():
+  """20 dev rows in batches of 8 (last one 4, split 2+2): the same scores as one device."""
+  two_cpus.run(_mirrored_evaluation_case)
 
 
 def _free_ports(count):

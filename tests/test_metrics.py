@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from mrpc_task import metrics
+from tests import two_cpus
 
 LABELS = [1, 1, 1, 0, 0, 0, 1, 0]
 PREDICTIONS = [1, 0, 1, 0, 1, 0, 1, 1]  # tp=3, fn=1, fp=2, tn=2
@@ -52,11 +53,8 @@ def test_keras_metric_ignores_unlabeled_rows():
   assert float(accuracy.result()) == pytest.approx(0.5)
 
 
-def test_metric_is_exact_under_mirrored_strategy():
-  """2 replicas, uneven last batch (one replica gets nothing): counts still sum exactly."""
-  cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
-  assert len(cpus) == 2, 'conftest configures 2 logical CPUs'
-  strategy = tf.distribute.MirroredStrategy(cpus)
+def _mirrored_f1_case():
+  strategy = two_cpus.mirrored_strategy()
   with strategy.scope():
     f1 = metrics.ConfusionScore('f1', num_classes=2, positive_class_id=1)
   labels, predictions = LABELS + [1], PREDICTIONS + [1]  # tp=4 fp=2 fn=1 tn=2
@@ -64,6 +62,11 @@ def test_metric_is_exact_under_mirrored_strategy():
   for batch_labels, batch_logits in strategy.experimental_distribute_dataset(dataset):
     strategy.run(f1.update_state, (batch_labels, batch_logits))
   assert float(f1.result()) == pytest.approx(8 / 11, abs=1e-6)
+
+
+def test_metric_is_exact_under_mirrored_strategy():
+  """2 replicas, uneven last batch (one replica gets nothing): counts still sum exactly."""
+  two_cpus.run(_mirrored_f1_case)
 
 
 def test_confusion_counts_are_the_matrix_cells_and_only_at_evaluation():
@@ -78,11 +81,9 @@ def test_confusion_counts_are_the_matrix_cells_and_only_at_evaluation():
                    'confusion/true1_pred0': 1.0, 'confusion/true1_pred1': 3.0}
 
 
-def test_confusion_counts_under_mirrored_strategy_and_mixed_precision():
-  """Cells read correctly in a tf.function under 2 replicas and the mixed_bfloat16 policy."""
+def _mirrored_bfloat16_counts_case():
   import tf_keras  # pylint: disable=g-import-not-at-top
-  cpus = [device.name for device in tf.config.list_logical_devices('CPU')]
-  strategy = tf.distribute.MirroredStrategy(cpus)
+  strategy = two_cpus.mirrored_strategy()
   tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
   try:
     with strategy.scope():
@@ -97,6 +98,11 @@ def test_confusion_counts_under_mirrored_strategy_and_mixed_precision():
   assert float(results['confusion/true0_pred1']) == 2.0
   assert float(results['confusion/true1_pred1']) == 3.0
   assert float(results['accuracy']) == pytest.approx(5 / 8)
+
+
+def test_confusion_counts_under_mirrored_strategy_and_mixed_precision():
+  """Cells read correctly in a tf.function under 2 replicas and the mixed_bfloat16 policy."""
+  two_cpus.run(_mirrored_bfloat16_counts_case)
 
 
 def test_validation_loss_is_per_labeled_example():
