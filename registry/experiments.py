@@ -183,7 +183,7 @@ def sentence_pair_experiment(
         seed=seed)
 
   encoder = copy.deepcopy(encoder)
-  if any(field.name == 'output_range' for field in dataclasses.fields(encoder.get())):
+  if hasattr(encoder.get(), 'output_range'):
     encoder.get().output_range = output_range
 
   return configs.SentencePairExperimentConfig(

@@ -71,10 +71,13 @@ def tiny_experiment(monkeypatch=None, **overrides):
   return params
 
 
+TEST_SEED = 1234
+
+
 @pytest.fixture(autouse=True)
 def _seeded():
   """Every test starts from the same random state."""
-  tf.keras.utils.set_random_seed(1234)
+  tf.keras.utils.set_random_seed(TEST_SEED)
   yield
 
 
@@ -113,11 +116,18 @@ TINY_CLI_OVERRIDE = {
 }
 
 
+def child_env(**extra):
+  """The environment for a child process: no MRPC_DATA_DIR or TF_CONFIG, quiet TF, `extra`."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in (experiments.DATA_DIR_ENV, 'TF_CONFIG')}
+  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
+  env.update(extra)
+  return env
+
+
 def run_tfm(args, **kwargs):
   """Runs a command (the real `tfm` script) without MRPC_DATA_DIR; asserts it succeeds."""
-  env = {k: v for k, v in os.environ.items() if k != experiments.DATA_DIR_ENV}
-  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
-  result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO_ROOT,
+  result = subprocess.run(args, capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
                           timeout=600, **kwargs)
   assert result.returncode == 0, result.stderr[-4000:]
   return result

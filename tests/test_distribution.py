@@ -16,7 +16,7 @@ from official.core import base_trainer
 from official.core import task_factory
 
 from tests import two_cpus
-from tests.conftest import FIXTURE_MRPC, TFM, REPO_ROOT, scalars, tiny_experiment
+from tests.conftest import FIXTURE_MRPC, TFM, REPO_ROOT, child_env, scalars, tiny_experiment
 
 
 def _deterministic_experiment():
@@ -105,13 +105,6 @@ def _override(strategy):
   })
 
 
-def _env(**extra):
-  env = {k: v for k, v in os.environ.items() if k not in ('MRPC_DATA_DIR', 'TF_CONFIG')}
-  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
-  env.update(extra)
-  return env
-
-
 def _train_command(model_dir, strategy):
   return [TFM, 'train_experiment', '--experiment=bert_mrpc_tiny', '--mode=train_and_eval',
           f'--model_dir={model_dir}', f'--params_override={_override(strategy)}']
@@ -128,7 +121,7 @@ def test_two_workers_on_loopback_match_one_worker(tmp_path):
     tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
     workers.append(subprocess.Popen(
         _train_command(model_dir, 'multi_worker_mirrored'), cwd=REPO_ROOT,
-        env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=child_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True))
   outputs = [worker.communicate(timeout=600) for worker in workers]
   for worker, (_, err) in zip(workers, outputs):
@@ -144,7 +137,7 @@ def test_two_workers_on_loopback_match_one_worker(tmp_path):
   assert len([name for name in best if name.endswith('.index')]) == 1, best
 
   single_dir = tmp_path / 'one_worker'
-  subprocess.run(_train_command(single_dir, 'mirrored'), cwd=REPO_ROOT, env=_env(),
+  subprocess.run(_train_command(single_dir, 'mirrored'), cwd=REPO_ROOT, env=child_env(),
                  check=True, capture_output=True, timeout=600)
   two, one = scalars(str(model_dir / 'train')), scalars(str(single_dir / 'train'))
   assert sorted(two['training_loss']) == list(range(1, 13))

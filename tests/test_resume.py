@@ -11,7 +11,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from tests.conftest import FIXTURE_MRPC, TFM, REPO_ROOT, scalars
+from tests.conftest import FIXTURE_MRPC, TFM, REPO_ROOT, child_env, scalars
 
 STEPS, LOOP, CHECKPOINT_EVERY = 300, 5, 15
 PROGRESS = re.compile(r'^progress \| step (\d+)/(\d+)')
@@ -32,9 +32,7 @@ def _command(model_dir):
 
 
 def _start(model_dir):
-  env = {k: v for k, v in os.environ.items() if k not in ('MRPC_DATA_DIR', 'TF_CONFIG')}
-  env['TF_CPP_MIN_LOG_LEVEL'] = '2'
-  return subprocess.Popen(_command(model_dir), cwd=REPO_ROOT, env=env, text=True,
+  return subprocess.Popen(_command(model_dir), cwd=REPO_ROOT, env=child_env(), text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 

@@ -27,10 +27,10 @@ def run(case) -> None:
   runtime) is run once more and reported as a warning; a second crash, or any assertion or
   exception in the case, fails the test.
   """
+  from tests.conftest import child_env  # pylint: disable=g-import-not-at-top
   path = os.path.relpath(sys.modules[case.__module__].__file__, REPO_ROOT)
   command = [sys.executable, '-X', 'faulthandler', '-m', 'tests.two_cpus', path, case.__name__]
-  env = {k: v for k, v in os.environ.items() if k not in ('MRPC_DATA_DIR', 'TF_CONFIG')}
-  env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  env = child_env()
   for attempt in (1, 2):
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                             timeout=_TIMEOUT_S)
@@ -68,7 +68,8 @@ def _main(path: str, name: str) -> None:
   module = importlib.util.module_from_spec(spec)
   sys.modules[module_name] = module
   spec.loader.exec_module(module)
-  tf.keras.utils.set_random_seed(1234)  # As conftest's autouse fixture does for every test.
+  from tests.conftest import TEST_SEED  # pylint: disable=g-import-not-at-top
+  tf.keras.utils.set_random_seed(TEST_SEED)  # As conftest's autouse fixture does for every test.
   getattr(module, name)()
 
 
