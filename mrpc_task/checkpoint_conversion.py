@@ -49,7 +49,13 @@ import tensorflow as tf
 import tf_keras
 
 from mrpc_task import activations
+from mrpc_task import errors
 from mrpc_task import pretrained
+from mrpc_task import safe_output
+
+
+class ConversionError(errors.InputError, ValueError):
+  """The source checkpoint or its config cannot become a Model Garden BERT encoder."""
 
 # Keys of a BERT config.json (Hugging Face and google-research/bert share them)
 # that size the network and have no sensible default.
@@ -117,9 +123,9 @@ def _encoder_config_from_bert_json(
   """Builds the Model Garden config from keys shared by HF and TF1 BERT."""
   missing = [key for key in _REQUIRED_SIZE_KEYS if key not in config]
   if missing:
-    raise ValueError(f'{source} is missing required key(s) {missing}.')
+    raise ConversionError(f'{source} is missing required key(s) {missing}.')
   if config['hidden_size'] % config['num_attention_heads']:
-    raise ValueError(
+    raise ConversionError(
         f'{source}: hidden_size={config["hidden_size"]} is not divisible by '
         f'num_attention_heads={config["num_attention_heads"]}.')
 
@@ -147,13 +153,14 @@ def _map_activation(config: Mapping[str, Any], table: Mapping[str, str],
   """Maps `hidden_act` through `table`, raising ValueError if unsupported."""
   hidden_act = config.get('hidden_act', defaults['hidden_act'])
   if hidden_act not in table:
-    raise ValueError(
+    raise ConversionError(
         f'{source}: unsupported hidden_act={hidden_act!r}; supported values '
         f'are {sorted(table)}.')
   return table[hidden_act]
 
 
-def hf_encoder_config(hf_config: Mapping[str, Any]) -> encoders.EncoderConfig:
+def hf_encoder_config(hf_config: Mapping[str, Any],
+                      source: str = 'HF config.json') -> encoders.EncoderConfig:
   """Maps a Hugging Face BERT `config.json` dict to a Model Garden config.
 
   Args:
@@ -171,16 +178,15 @@ def hf_encoder_config(hf_config: Mapping[str, Any]) -> encoders.EncoderConfig:
       than 1e-12, `is_decoder` true, an unsupported `hidden_act`), or a
       required size key is missing. The message names the key.
   """
-  source = 'HF config.json'
   model_type = hf_config.get('model_type')
   if model_type != 'bert':
-    raise ValueError(
+    raise ConversionError(
         f'{source}: model_type={model_type!r} is not supported; only '
         "'bert' maps onto the Model Garden BertEncoder.")
   position_embedding_type = hf_config.get(
       'position_embedding_type', _HF_DEFAULTS['position_embedding_type'])
   if position_embedding_type != 'absolute':
-    raise ValueError(
+    raise ConversionError(
         f'{source}: position_embedding_type={position_embedding_type!r} is '
         "not supported; the Model Garden BertEncoder only has 'absolute' "
         'position embeddings.')
@@ -188,11 +194,11 @@ def hf_encoder_config(hf_config: Mapping[str, Any]) -> encoders.EncoderConfig:
                                  _HF_DEFAULTS['layer_norm_eps'])
   if not math.isclose(layer_norm_eps, _MODEL_GARDEN_LAYER_NORM_EPS,
                       rel_tol=1e-6):
-    raise ValueError(
+    raise ConversionError(
         f'{source}: layer_norm_eps={layer_norm_eps!r} is not supported; the '
         f'Model Garden BertEncoder hard-codes {_MODEL_GARDEN_LAYER_NORM_EPS}.')
   if hf_config.get('is_decoder', False):
-    raise ValueError(
+    raise ConversionError(
         f'{source}: is_decoder=true (causal attention) is not supported by '
         'the bidirectional Model Garden BertEncoder.')
   hidden_activation = _map_activation(hf_config, _HF_ACTIVATIONS,
@@ -296,7 +302,7 @@ def assign_bert_weights(
   for variable in encoder.variables:
     name = variable.name.split(':')[0]
     if name in variables:
-      raise ValueError(f'Encoder has two variables named {name!r}.')
+      raise ConversionError(f'Encoder has two variables named {name!r}.')
     variables[name] = variable
 
   plan = []
@@ -335,7 +341,7 @@ def assign_bert_weights(
       problems.append(f'shape mismatches ({len(mismatched)}, source shapes '
                       'in canonical [in, out] kernel layout): '
                       + ', '.join(mismatched))
-    raise ValueError('Weights do not fit the Model Garden BertEncoder; '
+    raise ConversionError('Weights do not fit the Model Garden BertEncoder; '
                      + '; '.join(problems))
 
   for variable, value in plan:
@@ -380,7 +386,7 @@ def _hf_to_canonical(
     else:
       canonical = f'{path}/{leaf}' if path else leaf
     if canonical in weights:
-      raise ValueError(f'HF tensors {source_names[canonical]!r} and '
+      raise ConversionError(f'HF tensors {source_names[canonical]!r} and '
                        f'{hf_name!r} both map to {canonical!r}.')
     weights[canonical] = value
     source_names[canonical] = hf_name
@@ -399,7 +405,7 @@ def _tf1_to_canonical(
   Returns:
     A tuple (canonical name -> array, canonical name -> TF1 variable name).
   """
-  reader = tf.train.load_checkpoint(ckpt_path)
+  reader = pretrained.checkpoint_reader(ckpt_path, '--input')
   weights = {}
   source_names = {}
   skipped = []
@@ -416,6 +422,25 @@ def _tf1_to_canonical(
   if skipped:
     logging.info('Skipping non-encoder TF1 variables: %s', sorted(skipped))
   return weights, source_names
+
+
+def _require(path: str):
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f'{path}: no such file (the conversion needs it)')
+
+
+def _read_json(path: str) -> Dict[str, Any]:
+  """A JSON object from a file, with errors that name the file."""
+  _require(path)
+  with tf.io.gfile.GFile(path) as f:
+    text = f.read()
+  try:
+    value = json.loads(text)
+  except ValueError as e:
+    raise ConversionError(f'{path}: not valid JSON ({e})') from e
+  if not isinstance(value, dict):
+    raise ConversionError(f'{path}: expected a JSON object, got {type(value).__name__}')
+  return value
 
 
 def _write_outputs(encoder: tf_keras.Model,
@@ -468,10 +493,17 @@ def convert_hf(model_dir: str, output_dir: str) -> encoders.EncoderConfig:
   """
   model_dir = os.fspath(model_dir)
   output_dir = os.fspath(output_dir)
-  with tf.io.gfile.GFile(os.path.join(model_dir, 'config.json')) as f:
-    encoder_config = hf_encoder_config(json.load(f))
-  tensors = safetensors.numpy.load_file(
-      os.path.join(model_dir, 'model.safetensors'))
+  safe_output.refuse_overlap(output_dir, {'the input folder': model_dir}, flag='output')
+  config_path = os.path.join(model_dir, 'config.json')
+  encoder_config = hf_encoder_config(_read_json(config_path), source=config_path)
+  weights_path = os.path.join(model_dir, 'model.safetensors')
+  _require(weights_path)
+  _require(os.path.join(model_dir, 'vocab.txt'))
+  try:
+    tensors = safetensors.numpy.load_file(weights_path)
+  except Exception as e:  # pylint: disable=broad-except  (safetensors raises its own kinds)
+    raise ConversionError(f'{weights_path}: not a readable safetensors file '
+                          f'({type(e).__name__}: {e}); download it again') from e
   weights, source_names = _hf_to_canonical(tensors)
   encoder = _build_and_assign(encoder_config, weights, source_names)
   _write_outputs(encoder, encoder_config, os.path.join(model_dir, 'vocab.txt'),
@@ -505,8 +537,10 @@ def convert_tf1(ckpt_path: str, bert_config_json: str, vocab_file: str,
   """
   ckpt_path = os.fspath(ckpt_path)
   output_dir = os.fspath(output_dir)
-  with tf.io.gfile.GFile(os.fspath(bert_config_json)) as f:
-    encoder_config = tf1_encoder_config(json.load(f))
+  safe_output.refuse_overlap(output_dir, {'the input folder': os.path.dirname(ckpt_path)},
+                             flag='output')
+  encoder_config = tf1_encoder_config(_read_json(os.fspath(bert_config_json)))
+  _require(os.fspath(vocab_file))
   weights, source_names = _tf1_to_canonical(ckpt_path)
   encoder = _build_and_assign(encoder_config, weights, source_names)
   _write_outputs(encoder, encoder_config, os.fspath(vocab_file), output_dir)

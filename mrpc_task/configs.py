@@ -7,11 +7,16 @@ fails while flags are parsed, before any model or dataset is built.
 """
 
 import dataclasses
-from typing import List, Optional
+import functools
+import math
+import typing
+from typing import Any, List, Optional
 
 from official.core import config_definitions as cfg
 from official.modeling import hyperparams
 from official.nlp.configs import encoders
+
+from mrpc_task import errors
 
 SOURCES = ('tfds', 'tsv', 'tfrecord')
 PADDINGS = ('static', 'trimmed', 'bucketed')
@@ -20,12 +25,81 @@ BAD_ROW_POLICIES = ('error', 'skip')
 POOLINGS = ('pooler', 'cls', 'mean')
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.InputError, ValueError):
   """A config value is invalid; the message names the key and the value."""
 
 
 def _fail(key: str, value, why: str):
   raise ConfigError(f'{key}={value!r}: {why}')
+
+
+_TYPE_NAMES = {int: 'an integer', float: 'a number', str: 'a string', bool: 'true or false'}
+
+
+@functools.lru_cache(maxsize=None)
+def _type_hints(config_type: type) -> dict:
+  try:
+    return typing.get_type_hints(config_type)
+  except Exception:  # pylint: disable=broad-except  (unresolvable forward references)
+    return {}
+
+
+def _declared(config_type: type, name: str):
+  """The declared type of a config field, Optional[...] unwrapped; None if not simple."""
+  declared = _type_hints(config_type).get(name)
+  arguments = [a for a in typing.get_args(declared) if a is not type(None)]
+  if typing.get_origin(declared) is typing.Union and len(arguments) == 1:
+    declared = arguments[0]
+  return declared
+
+
+def _fits(value: Any, declared) -> bool:
+  if declared is bool:
+    return isinstance(value, bool)
+  if declared is int:
+    return isinstance(value, int) and not isinstance(value, bool)
+  if declared is float:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+  if declared is str:
+    return isinstance(value, str)
+  return True
+
+
+def check_types(config: hyperparams.Config, prefix: str):
+  """Every value has its field's declared type; integers in number fields become floats.
+
+  Model Garden's overrides accept any value for any existing key, so `train_steps=abc` or
+  `task.train_data=3` would otherwise fail much later, naming some other key. A YAML `1`
+  where a float belongs means 1.0 (as an int it breaks TensorFlow ops such as the
+  learning-rate schedule's `pow`).
+
+  Raises:
+    ConfigError: naming the key, the value and the type expected.
+  """
+  if not dataclasses.is_dataclass(config):
+    return
+  for field in dataclasses.fields(config):
+    value = getattr(config, field.name, None)
+    key = f'{prefix}.{field.name}'
+    declared = _declared(type(config), field.name)
+    if value is None or declared is None:
+      continue
+    if isinstance(declared, type) and issubclass(declared, hyperparams.Config):
+      if not isinstance(value, hyperparams.Config):
+        _fail(key, value, 'must be a group of keys, e.g. '
+              f'{key}.<name>=<value>, not a single value')
+      check_types(value, key)
+    elif declared in _TYPE_NAMES:
+      if not _fits(value, declared):
+        _fail(key, value, f'must be {_TYPE_NAMES[declared]}')
+      if declared is float and isinstance(value, int):
+        setattr(config, field.name, float(value))
+    elif typing.get_origin(declared) in (list, List):
+      (item,) = typing.get_args(declared) or (None,)
+      if item in _TYPE_NAMES and isinstance(value, (list, tuple)):
+        for index, element in enumerate(value):
+          if not _fits(element, item):
+            _fail(f'{key}[{index}]', element, f'must be {_TYPE_NAMES[item]}')
 
 
 @dataclasses.dataclass
@@ -213,8 +287,11 @@ class SentencePairExperimentConfig(cfg.ExperimentConfig):
   task: SentencePairTaskConfig = dataclasses.field(default_factory=SentencePairTaskConfig)
 
   def validate(self):
+    for name in ('task', 'trainer', 'runtime'):
+      check_types(getattr(self, name), name)
     super().validate()
     self.task.validate()
+    self._validate_trainer()
     self._validate_schedule()
     if self.runtime.distribution_strategy == 'tpu':
       for name in ('train_data', 'validation_data'):
@@ -229,8 +306,46 @@ class SentencePairExperimentConfig(cfg.ExperimentConfig):
               f'must be divisible by the number of replicas ({replicas})')
 
 
+  def _validate_trainer(self):
+    """Step counts the Orbit loop cannot use fail here, naming the key."""
+    trainer = self.trainer
+    for name in ('train_steps', 'steps_per_loop', 'validation_interval',
+                 'checkpoint_interval'):
+      value = getattr(trainer, name)
+      if value is not None and value < 1:
+        _fail(f'trainer.{name}', value, 'must be >= 1')
+    if trainer.summary_interval is not None and trainer.summary_interval < 1:
+      _fail('trainer.summary_interval', trainer.summary_interval, 'must be >= 1')
+    if trainer.validation_steps == 0 or trainer.validation_steps < -1:
+      _fail('trainer.validation_steps', trainer.validation_steps,
+            'must be >= 1, or -1 for the whole dev set')
+
+  def _validate_rates(self):
+    """Learning rates: the peak must be > 0 and finite; the others (end, warm-up) >= 0."""
+    optimizer = self.trainer.optimizer_config
+    for group in ('learning_rate', 'warmup'):
+      one_of = getattr(optimizer, group)
+      if not one_of.type:
+        continue
+      config = one_of.get()
+      prefix = f'trainer.optimizer_config.{group}.{one_of.type}'
+      for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if 'learning_rate' not in field.name or not isinstance(value, (int, float)):
+          continue
+        peak = field.name in ('initial_learning_rate', 'learning_rate')
+        if not math.isfinite(value) or (value <= 0 if peak else value < 0):
+          _fail(f'{prefix}.{field.name}', value, 'must be > 0' if peak else 'must be >= 0')
+      power = getattr(config, 'power', None)
+      if isinstance(power, (int, float)) and power <= 0:
+        _fail(f'{prefix}.power', power, 'must be > 0')
+      warmup_steps = getattr(config, 'warmup_steps', None)
+      if isinstance(warmup_steps, int) and warmup_steps < 0:
+        _fail(f'{prefix}.warmup_steps', warmup_steps, 'must be >= 0')
+
   def _validate_schedule(self):
     """A decay or warm-up that does not fit train_steps trains at the wrong rate silently."""
+    self._validate_rates()
     steps = self.trainer.train_steps
     rate = self.trainer.optimizer_config.learning_rate
     if rate.type == 'polynomial' and rate.polynomial.decay_steps != steps:

@@ -12,6 +12,7 @@ from absl import logging
 import tensorflow as tf
 
 from mrpc_task import configs
+from mrpc_task import errors
 from mrpc_task import tokenization
 from mrpc_task import tsv_reader
 
@@ -33,7 +34,16 @@ def read_pairs(params: configs.SentencePairDataConfig) -> tf.data.Dataset:
   raise configs.ConfigError(f'data.source={params.source!r}: must be one of {configs.SOURCES}')
 
 
+class DataSourceError(errors.InputError):
+  """The configured data cannot be read (no network for TFDS, a folder that is a file...)."""
+
+
 def _read_tsv(params):
+  if tf.io.gfile.exists(params.tsv_dir) and not tf.io.gfile.isdir(params.tsv_dir):
+    key = f'task.{"train" if params.is_training else "validation"}_data.tsv_dir'
+    raise DataSourceError(
+        f'{key}={params.tsv_dir!r}: is a file, not a folder; it must be the GLUE folder '
+        f'holding {params.tsv_split}.tsv (e.g. MRPC_DATA_DIR=/path/to/MRPC)')
   path = tsv_reader.glue_file(params.tsv_dir, params.tsv_split)
   columns = params.tsv_columns
   pairs = tsv_reader.read_sentence_pairs(
@@ -46,6 +56,13 @@ def _read_tsv(params):
   if not len(pairs):
     raise tsv_reader.TsvFormatError(f'{path}: no usable rows')
   labels = pairs.labels if pairs.labels is not None else [-1] * len(pairs)
+  if not params.is_training and pairs.labels is not None and len(set(pairs.labels)) < 2:
+    (only,) = set(pairs.labels)
+    logging.warning(
+        '%s: every one of its %d pairs has label %r: F1 of the other class is undefined or 0 '
+        'on it, so best-checkpoint selection by F1 means nothing (set '
+        'trainer.best_checkpoint_eval_metric=accuracy, or evaluate on both classes)', path,
+        len(pairs), params.label_vocabulary[only])
   return tf.data.Dataset.from_tensor_slices({
       'sentence1': tf.constant(pairs.sentence1, tf.string),
       'sentence2': tf.constant(pairs.sentence2, tf.string),
@@ -53,21 +70,72 @@ def _read_tsv(params):
   })
 
 
+# Exceptions that mean the download could not reach its server.
+_NETWORK_ERROR_NAMES = ('ConnectionError', 'ConnectTimeout', 'NameResolutionError',
+                        'MaxRetryError', 'NewConnectionError', 'gaierror', 'timeout',
+                        'TimeoutError', 'URLError')
+
+
+def _is_network_error(error: BaseException) -> bool:
+  """Whether an exception, or any exception it was raised from, is a failed connection."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if type(error).__name__ in _NETWORK_ERROR_NAMES:
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _download_hosts_unreachable(builder) -> bool:
+  """True when none of the dataset's download hosts resolves: offline, fail now.
+
+  TFDS retries each download 10 times with back-off (about 3.5 minutes) before giving up.
+  With a proxy configured, names are resolved by the proxy, so nothing is decided here.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+  from urllib import parse  # pylint: disable=g-import-not-at-top
+  if any(os.environ.get(name) for name in ('https_proxy', 'HTTPS_PROXY', 'http_proxy',
+                                           'HTTP_PROXY', 'all_proxy', 'ALL_PROXY')):
+    return False
+  hosts = {parse.urlparse(url).hostname for url in (builder.url_infos or {})} - {None}
+  for host in sorted(hosts):
+    try:
+      socket.getaddrinfo(host, 443)
+      return False
+    except OSError:
+      continue
+  return bool(hosts)
+
+
+def _tfds_error(params, error: BaseException, *, offline: bool) -> DataSourceError:
+  where = f'tfds_name={params.tfds_name!r} split={params.tfds_split!r}'
+  local = ("set the experiment's folder variable (MRPC_DATA_DIR=/path/to/glue/MRPC, "
+           'RTE_DATA_DIR, QQP_DATA_DIR), or override task.train_data.source=tsv and '
+           'task.train_data.tsv_dir=/path (same for task.validation_data)')
+  if offline:
+    return DataSourceError(
+        f'{where}: TFDS must download it first and no download server is reachable '
+        f'(offline?). Without network, read local GLUE TSV files instead: {local}')
+  return DataSourceError(f'{where}: TFDS could not load it ({type(error).__name__}: {error}). '
+                         f'To read local GLUE TSV files instead: {local}')
+
+
 def _read_tfds(params):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
+  data_dir = params.tfds_data_dir or None
   try:
-    dataset = tfds.load(
-        params.tfds_name,
-        split=params.tfds_split,
-        data_dir=params.tfds_data_dir or None,
-        shuffle_files=False)
-  except Exception as e:  # pylint: disable=broad-except  (TFDS raises many kinds offline)
-    raise RuntimeError(
-        f'tfds_name={params.tfds_name!r} split={params.tfds_split!r} could not be loaded '
-        f'({type(e).__name__}: {e}). Offline, use local GLUE TSV files instead: set the '
-        "experiment's folder variable (MRPC_DATA_DIR=/path/to/glue/MRPC, RTE_DATA_DIR, "
-        'QQP_DATA_DIR), or override task.train_data.source=tsv and '
-        'task.train_data.tsv_dir=/path (same for task.validation_data).') from e
+    builder = tfds.builder(params.tfds_name, data_dir=data_dir)
+    if not builder.is_prepared() and _download_hosts_unreachable(builder):
+      raise _tfds_error(params, None, offline=True)
+    if not builder.is_prepared():
+      builder.download_and_prepare()
+    dataset = builder.as_dataset(split=params.tfds_split, shuffle_files=False)
+  except DataSourceError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (TFDS raises many kinds)
+    raise _tfds_error(params, e, offline=_is_network_error(e)) from e
   return dataset.map(
       lambda example: {
           'sentence1': example[params.sentence1_key],

@@ -13,6 +13,7 @@ import tf_keras
 from official.core import export_base
 
 from mrpc_task import configs
+from mrpc_task import pretrained
 from mrpc_task import tokenization
 
 SIGNATURE_KEY = 'serving_default'
@@ -106,24 +107,68 @@ class SentencePairServingModule(export_base.ExportModule):
     return signatures
 
 
+def restore_classifier(model: tf_keras.Model, checkpoint_path: str, *,
+                       key: str = '--checkpoint_path', model_name: str = 'the model') -> str:
+  """Reads a training checkpoint (`tf.train.Checkpoint(model=...)`) into `model`.
+
+  Returns:
+    The checkpoint prefix read.
+
+  Raises:
+    pretrained.CheckpointReadError: no checkpoint there, or its files are damaged.
+    pretrained.CheckpointMismatchError: it holds no classifier (e.g. an encoder-only
+      checkpoint), or one of another architecture; the message names the checkpoint.
+  """
+  prefix = pretrained.resolve_checkpoint(checkpoint_path, key)
+  names = pretrained.checkpoint_reader(prefix, key).get_variable_to_shape_map()
+  if not any(name.startswith('model/') for name in names):
+    roots = sorted({name.split('/')[0] for name in names if not name.startswith('_')})
+    raise pretrained.CheckpointMismatchError(
+        f'{key}={prefix!r} holds no classifier (no model/... values; it has {roots}): give a '
+        'training checkpoint, e.g. MODEL_DIR/ckpt-N or MODEL_DIR/best_ckpt')
+  try:
+    status = tf.train.Checkpoint(model=model).read(prefix)
+  except (tf.errors.DataLossError, IndexError) as e:
+    raise pretrained.damaged(key, prefix, e) from e
+  except (ValueError, tf.errors.OpError) as e:
+    first = (str(e).strip().splitlines() or [''])[0][:300]
+    raise pretrained.CheckpointMismatchError(
+        f'{key}={prefix!r} does not fit {model_name} ({first})') from e
+  try:
+    status.assert_existing_objects_matched().expect_partial()
+  except AssertionError as e:
+    missing = str(e).count('Unresolved object')
+    raise pretrained.CheckpointMismatchError(
+        f'{key}={prefix!r} does not fit {model_name}: {missing or "some"} of its objects '
+        'have no value in the checkpoint') from e
+  return prefix
+
+
 def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
                  export_dir: str, checkpoint_path: Optional[str] = None,
                  trim_padding: bool = True,
-                 sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE) -> str:
+                 sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE,
+                 model_name: str = 'the model') -> str:
   """Writes the SavedModel to `export_dir` (not timestamped) and returns that path.
 
   Args:
     params: the task config the model was trained with.
     model: a built classifier (`task.build_model()`).
-    export_dir: where to write; replaced files are overwritten.
+    export_dir: where to write; `tfm export` passes a fresh folder (safe_output).
     checkpoint_path: a training checkpoint (prefix or directory) to read the weights from;
       None exports `model` as it is.
     trim_padding, sort_chunk_size: see `SentencePairServingModule`.
+    model_name: how errors name the model the checkpoint must fit.
+
+  Raises:
+    See `restore_classifier`.
   """
+  if checkpoint_path:
+    restore_classifier(model, checkpoint_path, model_name=model_name)
   module = SentencePairServingModule(params, model, trim_padding=trim_padding,
                                      sort_chunk_size=sort_chunk_size)
   path = export_base.export(
-      module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=checkpoint_path,
+      module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=None,
       timestamped=False)
   write_classes(path, list(params.class_names), params.positive_class_id,
                 list(params.validation_data.label_vocabulary))

@@ -15,6 +15,12 @@ import tf_keras
 SCORE_NAMES = ('accuracy', 'f1', 'precision', 'recall', 'glue_score')
 
 
+def _ratio(numerator: tf.Tensor, denominator: tf.Tensor) -> tf.Tensor:
+  """numerator / denominator, NaN when the denominator is 0."""
+  return tf.where(denominator > 0, tf.math.divide_no_nan(numerator, denominator),
+                  tf.constant(float('nan'), tf.float32))
+
+
 def scores_from_confusion(confusion, positive_class_id: int = 1) -> Dict[str, tf.Tensor]:
   """Scores from a confusion matrix (rows: true class, columns: predicted class).
 
@@ -24,17 +30,19 @@ def scores_from_confusion(confusion, positive_class_id: int = 1) -> Dict[str, tf
 
   Returns:
     accuracy, precision, recall and f1 of the positive class, and glue_score (the mean of
-    accuracy and F1, GLUE's MRPC score). A ratio with a zero denominator is 0.
+    accuracy and F1, GLUE's MRPC score). A ratio with a zero denominator is undefined: NaN,
+    not 0 (F1 when the positive class is neither in the labels nor in the predictions, e.g.
+    a dev set of one class predicted right), so it is never mistaken for a real score.
   """
   confusion = tf.cast(confusion, tf.float32)  # Exact for counts below 2**24.
   total = tf.reduce_sum(confusion)
   true_positives = confusion[positive_class_id, positive_class_id]
   predicted_positives = tf.reduce_sum(confusion[:, positive_class_id])
   actual_positives = tf.reduce_sum(confusion[positive_class_id, :])
-  accuracy = tf.math.divide_no_nan(tf.linalg.trace(confusion), total)
-  precision = tf.math.divide_no_nan(true_positives, predicted_positives)
-  recall = tf.math.divide_no_nan(true_positives, actual_positives)
-  f1 = tf.math.divide_no_nan(2 * true_positives, predicted_positives + actual_positives)
+  accuracy = _ratio(tf.linalg.trace(confusion), total)
+  precision = _ratio(true_positives, predicted_positives)
+  recall = _ratio(true_positives, actual_positives)
+  f1 = _ratio(2 * true_positives, predicted_positives + actual_positives)
   return {
       'accuracy': accuracy,
       'f1': f1,

@@ -12,6 +12,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, T
 
 import numpy as np
 
+from mrpc_task import errors
 from mrpc_task import metrics
 from mrpc_task import tsv_reader
 
@@ -23,7 +24,7 @@ LABEL_COLUMNS = ('Quality', 'label', 'is_duplicate')
 _MAX_REPORTED = 5
 
 
-class PredictInputError(ValueError):
+class PredictInputError(errors.InputError, ValueError):
   """A row or header of the input is malformed; the message names the input and line."""
 
 
@@ -88,7 +89,8 @@ def _tsv_layout(header: bytes, name: str, columns: Columns,
     if not found:
       raise PredictInputError(
           f'{name}:1: header {fields} has none of the sentence columns {SENTENCE_COLUMNS}; '
-          'name them with --sentence1_column/--sentence2_column')
+          'name them with --sentence1_column/--sentence2_column'
+          f'{tsv_reader.separator_hint(fields)}')
     first, second = found[0]
   if columns.label == NO_LABEL:
     label = ''
@@ -105,9 +107,11 @@ def _json_pair(line: bytes, line_number: int, name: str, columns: Columns,
   try:
     row = json.loads(line)
   except ValueError as e:
-    raise PredictInputError(f'{where}: not valid JSON ({e})') from None
+    raise PredictInputError(f'{where}: not valid JSON ({e}); JSON input must be JSON lines, '
+                            'one complete {...} object per line') from None
   if not isinstance(row, dict):
-    raise PredictInputError(f'{where}: expected a JSON object, got {type(row).__name__}')
+    raise PredictInputError(f'{where}: expected a JSON object, got {type(row).__name__} '
+                            '(JSON lines: one {...} object per line)')
   texts = []
   for key in (columns.sentence1 or 'sentence1', columns.sentence2 or 'sentence2'):
     value = row.get(key)
@@ -116,6 +120,9 @@ def _json_pair(line: bytes, line_number: int, name: str, columns: Columns,
     texts.append(value.strip())
   label_key = columns.label or 'label'
   label = None
+  if columns.label and label_key != NO_LABEL and label_key not in row:
+    raise PredictInputError(f'{where}: key {label_key!r} (--label_column) missing; keys are '
+                            f'{sorted(row)}')
   if label_key != NO_LABEL and row.get(label_key) is not None:
     label = ids.get(str(row[label_key]))
     if label is None:
@@ -157,7 +164,12 @@ def read_pairs(lines: Iterable[bytes], name: str, *, class_names: Sequence[str],
       skipped.add(f'{name}:{number}: blank line')
     blank = []
     if is_json is None:
-      is_json = line.lstrip(b'\xef\xbb\xbf \t').startswith(b'{')
+      start = line.lstrip(b'\xef\xbb\xbf \t')
+      if start.startswith(b'['):
+        raise PredictInputError(
+            f'{name}:{line_number}: a JSON array; tfm predict reads JSON lines: one '
+            '{"sentence1": ..., "sentence2": ...} object per line')
+      is_json = start.startswith(b'{')
       if not is_json:
         layout = _tsv_layout(line, name, columns, ids)
         continue
@@ -272,14 +284,20 @@ def summary_lines(stats: PredictionStats, skipped: SkipLog) -> List[str]:
   return lines
 
 
-def open_output(path: str) -> Tuple[TextIO, bool, bool]:
-  """(stream, as_json, should_close) for --output: '-' or '' is stdout (TSV); a path ending
-  in .jsonl or .json gets JSON lines."""
-  import sys  # pylint: disable=g-import-not-at-top
-  if path in ('', '-'):
-    return sys.stdout, False, False
+def is_json_output(path: str) -> bool:
+  """Whether --output gets JSON lines (a .jsonl or .json name, any case) rather than TSV."""
+  return path.lower().endswith(('.jsonl', '.json'))
+
+
+def check_input(path: str):
+  """Fails unless --input is '-' (stdin) or an existing file."""
+  if path == '-':
+    return
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.io.gfile.GFile(path, 'w'), path.endswith(('.jsonl', '.json')), True
+  if not tf.io.gfile.exists(path):
+    raise PredictInputError(f'--input={path}: no such file')
+  if tf.io.gfile.isdir(path):
+    raise PredictInputError(f'--input={path}: is a folder; give a TSV or JSON-lines file')
 
 
 def open_input(path: str) -> Tuple[Iterable[bytes], str]:
@@ -288,6 +306,7 @@ def open_input(path: str) -> Tuple[Iterable[bytes], str]:
   if path == '-':
     return sys.stdin.buffer, '<stdin>'
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f'--input={path!r}: no such file')
+  check_input(path)
+  if '://' not in path:  # tf.io.gfile drops CR bytes, hiding CR-only line endings.
+    return open(path, 'rb'), path  # pylint: disable=consider-using-with
   return tf.io.gfile.GFile(path, 'rb'), path

@@ -16,13 +16,15 @@ from absl import logging
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from mrpc_task import errors
+
 # Where a TF2 checkpoint keeps its object graph: it maps checkpoint keys to variable names.
 _OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 
 CACHE_ENV = 'MRPC_TASK_CACHE'
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(errors.InputError, ValueError):
   """The checkpoint and the encoder config disagree; the message lists the differences."""
 
 
@@ -31,14 +33,34 @@ def cache_dir() -> str:
   return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'mrpc_task')
 
 
-def resolve_checkpoint(path: str) -> str:
+class CheckpointReadError(errors.InputError):
+  """A checkpoint is missing, damaged or not of the expected kind; the message names it."""
+
+
+def resolve_checkpoint(path: str, key: str = 'task.init_checkpoint') -> str:
   """A checkpoint prefix from a prefix or a directory; fails clearly when there is none."""
   prefix = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
   if not prefix or not tf.io.gfile.exists(prefix + '.index'):
-    raise FileNotFoundError(
-        f'init_checkpoint={path!r}: no checkpoint there (expected PREFIX.index, or a directory '
+    raise CheckpointReadError(
+        f'{key}={path!r}: no checkpoint there (expected PREFIX.index, or a directory '
         'with a `checkpoint` file)')
   return prefix
+
+
+def damaged(key: str, prefix: str, error: Exception) -> CheckpointReadError:
+  """The error for a checkpoint whose files cannot be read (cut short, overwritten...)."""
+  first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+  return CheckpointReadError(
+      f'{key}={prefix!r}: the checkpoint is damaged or incomplete (its .index or .data files '
+      f'cannot be read: {type(error).__name__}: {first}); use another checkpoint')
+
+
+def checkpoint_reader(prefix: str, key: str):
+  """`tf.train.load_checkpoint`, with unreadable files reported as `damaged`."""
+  try:
+    return tf.train.load_checkpoint(prefix)
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    raise damaged(key, prefix, e) from e
 
 
 def restore_encoder(encoder: tf.Module, path: str, key: str = 'task.init_checkpoint') -> str:
@@ -53,21 +75,24 @@ def restore_encoder(encoder: tf.Module, path: str, key: str = 'task.init_checkpo
     The checkpoint prefix that was restored.
 
   Raises:
-    FileNotFoundError: there is no checkpoint at `path`.
+    CheckpointReadError: there is no checkpoint at `path`, or its files are damaged.
     CheckpointMismatchError: a variable has no value in the checkpoint, a value has the wrong
       shape, or the checkpoint holds encoder values the encoder has no variable for; the
       message names each of them. Values outside `encoder` (pretraining heads, counters) are
       ignored.
   """
-  prefix = resolve_checkpoint(path)
+  prefix = resolve_checkpoint(path, key)
   # Compare names and shapes first: the checkpoint may hold more than the encoder (a
   # save_counter, pretraining heads), which is fine, but every encoder value must match.
-  problems = _describe_mismatch(prefix, encoder)
+  problems = _describe_mismatch(prefix, encoder, key)
   if problems:
     raise CheckpointMismatchError(
         f'{key}={prefix!r} does not fit the encoder of task.model.encoder: '
         + '; '.join(problems))
-  status = tf.train.Checkpoint(encoder=encoder).read(prefix)
+  try:
+    status = tf.train.Checkpoint(encoder=encoder).read(prefix)
+  except (tf.errors.OpError, IndexError) as e:
+    raise damaged(key, prefix, e) from e
   status.expect_partial()
   try:
     status.assert_existing_objects_matched()
@@ -79,14 +104,17 @@ def restore_encoder(encoder: tf.Module, path: str, key: str = 'task.init_checkpo
 
 
 def _checkpoint_variable_shapes(
-    checkpoint_prefix: str) -> Dict[str, Tuple[int, ...]]:
+    checkpoint_prefix: str, key: str) -> Dict[str, Tuple[int, ...]]:
   """Returns variable full name -> shape of `encoder` in a TF2 checkpoint."""
-  reader = tf.train.load_checkpoint(checkpoint_prefix)
+  reader = checkpoint_reader(checkpoint_prefix, key)
   shapes = reader.get_variable_to_shape_map()
   if _OBJECT_GRAPH_KEY not in shapes:
     return {}
   graph = trackable_object_graph_pb2.TrackableObjectGraph()
-  graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+  try:
+    graph.ParseFromString(reader.get_tensor(_OBJECT_GRAPH_KEY))
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    raise damaged(key, checkpoint_prefix, e) from e
   result = {}
   for node in graph.nodes:
     for attribute in node.attributes:
@@ -96,10 +124,9 @@ def _checkpoint_variable_shapes(
   return result
 
 
-def _describe_mismatch(checkpoint_prefix: str,
-                      encoder: tf.Module) -> List[str]:
+def _describe_mismatch(checkpoint_prefix: str, encoder: tf.Module, key: str) -> List[str]:
   """Lists variables differing in name or shape between checkpoint and model."""
-  in_checkpoint = _checkpoint_variable_shapes(checkpoint_prefix)
+  in_checkpoint = _checkpoint_variable_shapes(checkpoint_prefix, key)
   if not in_checkpoint:
     return ['the checkpoint has no object-based `encoder` variables']
   in_model = {v.name.split(':')[0]: tuple(v.shape) for v in encoder.variables}

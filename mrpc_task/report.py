@@ -8,6 +8,7 @@ needs the `confusion/...` evaluation scalars).
 """
 
 import collections
+import dataclasses
 import io
 import os
 from typing import Dict, List, Optional, Tuple
@@ -15,9 +16,11 @@ from typing import Dict, List, Optional, Tuple
 from absl import logging
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 import yaml
 
 from mrpc_task import metrics
+from mrpc_task import safe_output
 
 # Series: tag -> [(step, value)] sorted by step; a resumed run's repeated steps keep the last.
 Series = Dict[str, List[Tuple[int, float]]]
@@ -52,7 +55,8 @@ def read_scalars(event_dir: str) -> Series:
 def _events(path: str):
   """The events of one file; a file cut short (a killed run) gives what was written."""
   try:
-    yield from tf.compat.v1.train.summary_iterator(path)
+    for record in tf.data.TFRecordDataset(path):
+      yield event_pb2.Event.FromString(record.numpy())
   except tf.errors.DataLossError as e:
     logging.warning('%s: truncated event file, read up to the damage (%s)', path, e.message)
 
@@ -68,25 +72,27 @@ def class_names(model_dir: str) -> Optional[List[str]]:
   return list(names) if names else None
 
 
-def last_confusion_matrix(validation: Series) -> Optional[Tuple[int, np.ndarray]]:
-  """(step, matrix) of the last evaluation that logged every `confusion/trueI_predJ` cell."""
+def last_confusion_matrix(validation: Series) -> Tuple[Optional[Tuple[int, np.ndarray]], str]:
+  """(step, matrix) of the last evaluation that logged every `confusion/trueI_predJ` cell,
+  and '' or why there is none."""
   prefix = metrics.CONFUSION_PREFIX + '/'
   cells = {tag[len(prefix):]: dict(points) for tag, points in validation.items()
            if tag.startswith(prefix)}
   if not cells:
-    return None
+    return None, 'no confusion/... scalars in validation/ (run made before they existed?)'
   size = int(round(len(cells) ** 0.5))
   tags = [metrics.confusion_count_name(t, p)[len(prefix):]
           for t in range(size) for p in range(size)]
   if size * size != len(cells) or set(tags) != set(cells):
-    return None
+    return None, (f'the confusion/... scalars are incomplete ({len(cells)} cells: '
+                  f'{sorted(cells)}); damaged event files?')
   common = set.intersection(*(set(points) for points in cells.values()))
   if not common:
-    return None
+    return None, 'no evaluation logged every confusion cell; damaged event files?'
   step = max(common)
   matrix = np.array([[cells[metrics.confusion_count_name(t, p)[len(prefix):]][step]
                       for p in range(size)] for t in range(size)])
-  return step, matrix
+  return (step, matrix), ''
 
 
 def _figure():
@@ -100,19 +106,17 @@ def _figure():
   return pyplot, pyplot.figure(figsize=FIGURE_INCHES, dpi=DPI)
 
 
-def _save(pyplot, figure, path: str) -> str:
-  """Renders to memory and writes through tf.io.gfile, so gs:// model dirs work too."""
+def _png(pyplot, figure) -> bytes:
+  """Renders to memory; written through tf.io.gfile, so gs:// model dirs work too."""
   figure.tight_layout()
   buffer = io.BytesIO()
   figure.savefig(buffer, format='png', dpi=DPI)
   pyplot.close(figure)
-  with tf.io.gfile.GFile(path, 'wb') as f:
-    f.write(buffer.getvalue())
-  return path
+  return buffer.getvalue()
 
 
-def plot_series(path: str, title: str, ylabel: str, series: Dict[str, List[Tuple[int, float]]],
-                *, percent: bool = False, marker: str = '') -> str:
+def plot_series(title: str, ylabel: str, series: Dict[str, List[Tuple[int, float]]],
+                *, percent: bool = False, marker: str = '') -> bytes:
   """One line per named series against the training step."""
   pyplot, figure = _figure()
   axes = figure.add_subplot(1, 1, 1)
@@ -126,11 +130,10 @@ def plot_series(path: str, title: str, ylabel: str, series: Dict[str, List[Tuple
   axes.grid(alpha=0.3)
   if len(series) > 1:
     axes.legend()
-  return _save(pyplot, figure, path)
+  return _png(pyplot, figure)
 
 
-def plot_confusion(path: str, step: int, matrix: np.ndarray,
-                   names: Optional[List[str]]) -> str:
+def plot_confusion(step: int, matrix: np.ndarray, names: Optional[List[str]]) -> bytes:
   """The matrix as a heat map with the counts written in each cell."""
   pyplot, figure = _figure()
   axes = figure.add_subplot(1, 1, 1)
@@ -145,44 +148,83 @@ def plot_confusion(path: str, step: int, matrix: np.ndarray,
     axes.text(column, row, f'{int(count)}', ha='center', va='center',
               color='white' if count > peak / 2 else 'black')
   axes.set_title(f'dev confusion matrix at step {step} ({int(matrix.sum())} pairs)')
-  return _save(pyplot, figure, path)
+  return _png(pyplot, figure)
 
 
-def write_report(model_dir: str, output_dir: Optional[str] = None) -> List[str]:
-  """Writes the PNGs and returns their paths.
+REPORT_FILES = ('loss.png', 'learning_rate.png', 'dev_scores.png', 'confusion_matrix.png')
+
+
+@dataclasses.dataclass
+class Report:
+  """The PNGs written, and one line for each plot that could not be made and why."""
+  written: List[str]
+  problems: List[str]
+
+
+def write_report(model_dir: str, output_dir: Optional[str] = None, *,
+                 overwrite: bool = False) -> Report:
+  """Writes the PNGs, each under a temporary name renamed into place.
 
   Args:
     model_dir: a training directory (with `train/` and/or `validation/` event files).
     output_dir: where to write; default `model_dir/report`.
+    overwrite: replace PNGs of an earlier report there.
 
   Returns:
-    Paths written: loss.png, learning_rate.png, dev_scores.png, confusion_matrix.png (each
-    only when its data was logged).
+    The paths written (loss.png, learning_rate.png, dev_scores.png, confusion_matrix.png,
+    each when its data was logged) and, for each plot left out, why.
 
   Raises:
     FileNotFoundError: model_dir holds no event files at all.
+    safe_output.OutputError: output_dir is an event folder, or holds an earlier report and
+      overwrite is False.
   """
-  train = read_scalars(os.path.join(model_dir, 'train'))
-  validation = read_scalars(os.path.join(model_dir, 'validation'))
+  train_dir, validation_dir = (os.path.join(model_dir, name) for name in ('train', 'validation'))
+  output_dir = output_dir or os.path.join(model_dir, 'report')
+  safe_output.refuse_overlap(output_dir, {'train/': train_dir, 'validation/': validation_dir},
+                             flag='--output_dir')
+  for name in REPORT_FILES:
+    path = os.path.join(output_dir, name)
+    if tf.io.gfile.exists(path) and not overwrite:
+      raise safe_output.OutputError(
+          f'--output_dir={output_dir} already holds {name} (an earlier report); pass '
+          '--overwrite to replace it, or choose another --output_dir')
+  train = read_scalars(train_dir)
+  validation = read_scalars(validation_dir)
   if not train and not validation:
     raise FileNotFoundError(
         f'--model_dir={model_dir!r}: no TensorBoard event files in its train/ or validation/')
-  output_dir = output_dir or os.path.join(model_dir, 'report')
   tf.io.gfile.makedirs(output_dir)
-  written = []
+  report = Report([], [])
+
+  def save(name, figure_bytes):
+    path = os.path.join(output_dir, name)
+    with safe_output.atomic_file(path, 'wb', flag='--output_dir', overwrite=True) as f:
+      f.write(figure_bytes)
+    report.written.append(path)
+
+  def missing(name, why):
+    report.problems.append(f'{name}: {why}')
+
   if 'training_loss' in train:
-    written.append(plot_series(os.path.join(output_dir, 'loss.png'), 'training loss', 'loss',
-                               {'training loss': train['training_loss']}))
+    save('loss.png', plot_series('training loss', 'loss',
+                                 {'training loss': train['training_loss']}))
+  else:
+    missing('loss.png', 'no training_loss in train/')
   if 'learning_rate' in train:
-    written.append(plot_series(os.path.join(output_dir, 'learning_rate.png'), 'learning rate',
-                               'learning rate', {'learning rate': train['learning_rate']}))
+    save('learning_rate.png', plot_series('learning rate', 'learning rate',
+                                          {'learning rate': train['learning_rate']}))
+  else:
+    missing('learning_rate.png', 'no learning_rate in train/')
   scores = {name: validation[name] for name in ('accuracy', 'f1') if name in validation}
   if scores:
-    written.append(plot_series(os.path.join(output_dir, 'dev_scores.png'),
-                               'dev accuracy and F1 per evaluation', 'percent', scores,
-                               percent=True, marker='o'))
-  confusion = last_confusion_matrix(validation)
+    save('dev_scores.png', plot_series('dev accuracy and F1 per evaluation', 'percent',
+                                       scores, percent=True, marker='o'))
+  else:
+    missing('dev_scores.png', 'no accuracy or f1 in validation/')
+  confusion, why = last_confusion_matrix(validation)
   if confusion:
-    written.append(plot_confusion(os.path.join(output_dir, 'confusion_matrix.png'),
-                                  *confusion, class_names(model_dir)))
-  return written
+    save('confusion_matrix.png', plot_confusion(*confusion, class_names(model_dir)))
+  else:
+    missing('confusion_matrix.png', why)
+  return report

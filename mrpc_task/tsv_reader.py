@@ -13,11 +13,13 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 from absl import logging
 import tensorflow as tf
 
+from mrpc_task import errors
+
 _BOM = '\ufeff'
 _MAX_REPORTED = 5
 
 
-class TsvFormatError(ValueError):
+class TsvFormatError(errors.InputError, ValueError):
   """A TSV file or row is malformed; the message names the file and line."""
 
 
@@ -125,7 +127,7 @@ class RowLayout:
     if missing:
       raise TsvFormatError(
           f'{path}:1: header {header} lacks column(s) {missing}; expected GLUE layout with '
-          f'columns {wanted}')
+          f'tab-separated columns {wanted}{separator_hint(header)}')
     return cls(path=path, width=len(header),
                sentence1=(sentence1_column, header.index(sentence1_column)),
                sentence2=(sentence2_column, header.index(sentence2_column)),
@@ -154,8 +156,31 @@ class RowLayout:
 
 def header_names(line: bytes, path: str) -> List[str]:
   """The column names of a header line (BOM, CR and surrounding spaces removed)."""
-  return [name.strip() for name in
-          _decode(line, path, 1).lstrip(_BOM).rstrip('\r\n').split('\t')]
+  text = _decode(line, path, 1).lstrip(_BOM).rstrip('\r\n')
+  if '\r' in text:
+    raise TsvFormatError(
+        f'{path}:1: lines end in CR only (classic Mac line endings), so the whole file reads '
+        "as one line; convert them to LF (e.g. tr '\\r' '\\n' < IN > OUT)")
+  return [name.strip() for name in text.split('\t')]
+
+
+def separator_hint(header: List[str]) -> str:
+  """A note for a header that is not tab-separated (a CSV file, say), else ''."""
+  if len(header) == 1 and (',' in header[0] or ';' in header[0]):
+    return ' (columns must be separated by tabs; this header has none: a CSV file?)'
+  return ''
+
+
+def _encoding_hint(line: bytes) -> str:
+  """What a line that is not UTF-8 probably is, and how to convert it."""
+  if line.startswith((b'\xff\xfe', b'\xfe\xff')) or b'\x00' in line:
+    return 'it looks like UTF-16: re-encode it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)'
+  try:
+    line.decode('cp1252')
+  except UnicodeDecodeError:
+    return 're-encode the file as UTF-8'
+  return ('it looks like Windows-1252: re-encode it as UTF-8 (e.g. iconv -f WINDOWS-1252 '
+          '-t UTF-8)')
 
 
 def _decode(line: bytes, path: str, line_number: int) -> str:
@@ -163,8 +188,8 @@ def _decode(line: bytes, path: str, line_number: int) -> str:
     return line.decode('utf-8')
   except UnicodeDecodeError as e:
     raise TsvFormatError(
-        f'{path}:{line_number}: not valid UTF-8 at byte {e.start}: {line[e.start:e.start + 8]!r}'
-    ) from None
+        f'{path}:{line_number}: not valid UTF-8 at byte {e.start}: '
+        f'{line[e.start:e.start + 8]!r}; {_encoding_hint(line)}') from None
 
 
 def _report(path: str, pairs: SentencePairs):

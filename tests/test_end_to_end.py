@@ -33,18 +33,18 @@ def test_train_writes_params_checkpoints_and_summaries(trained):
 
 def test_export_defaults_to_best_checkpoint(trained):
   """Without --checkpoint_path, export reads the best-by-F1 checkpoint the trainer kept."""
-  from mrpc_task import cli  # pylint: disable=g-import-not-at-top
-  chosen = cli.default_export_checkpoint(trained, 'best_ckpt')
+  from mrpc_task.cli import export as export_cli  # pylint: disable=g-import-not-at-top
+  chosen = export_cli.default_export_checkpoint(trained, 'best_ckpt')
   assert chosen == tf.train.latest_checkpoint(os.path.join(trained, 'best_ckpt'))
-  assert cli.default_export_checkpoint(trained, '') == tf.train.latest_checkpoint(trained)
+  assert export_cli.default_export_checkpoint(trained, '') == tf.train.latest_checkpoint(trained)
 
 
 def _reference_logits(model_dir, sentence1, sentence2):
   """Logits of the step-6 model in this process, from the same checkpoint and tokenizer."""
-  from mrpc_task import cli  # pylint: disable=g-import-not-at-top
   from mrpc_task import tokenization  # pylint: disable=g-import-not-at-top
+  from mrpc_task.cli import export as export_cli  # pylint: disable=g-import-not-at-top
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
-  params = cli.export_params('bert_mrpc_tiny', model_dir)
+  params = export_cli.export_params('bert_mrpc_tiny', model_dir)
   model = task_factory.get_task(params.task).build_model()
   tf.train.Checkpoint(model=model).read(f'{model_dir}/ckpt-6').expect_partial()
   data = params.task.validation_data

@@ -1,5 +1,7 @@
 """Accuracy and F1 match hand-computed confusion matrices, over the whole set."""
 
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,11 +30,17 @@ def test_scores_on_hand_computed_confusion():
 
 
 def test_f1_of_class_zero_and_degenerate_cases():
-  """F1 follows positive_class_id; no predicted or actual positives gives 0, not NaN."""
+  """F1 follows positive_class_id; with no predicted and no actual positives F1 (and so
+  glue_score, precision and recall) is undefined, NaN, not a score of 0; with positives on
+  one side only it is a real 0."""
   assert metrics.scores(LABELS, PREDICTIONS, positive_class_id=0)['f1'] == pytest.approx(
       2 * 2 / (3 + 4))
-  assert metrics.scores([0, 0], [0, 0])['f1'] == 0.0
-  assert metrics.scores([0, 0], [0, 0])['accuracy'] == 1.0
+  one_class = metrics.scores([0, 0], [0, 0])
+  assert one_class['accuracy'] == 1.0
+  for name in ('f1', 'glue_score', 'precision', 'recall'):
+    assert math.isnan(one_class[name]), name
+  missed = metrics.scores([1, 0], [0, 0])
+  assert missed['f1'] == 0.0 and missed['recall'] == 0.0 and math.isnan(missed['precision'])
 
 
 def test_keras_metric_accumulates_over_batches_not_averages():
@@ -43,7 +51,7 @@ def test_keras_metric_accumulates_over_batches_not_averages():
                     _logits(PREDICTIONS[start:start + 4]))
   assert float(f1.result()) == pytest.approx(2 / 3, abs=1e-6)
   f1.reset_state()
-  assert float(f1.result()) == 0.0
+  assert math.isnan(float(f1.result()))  # Nothing seen: undefined.
 
 
 def test_keras_metric_ignores_unlabeled_rows():

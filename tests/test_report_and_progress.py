@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from mrpc_task import progress
 from mrpc_task import report
+from mrpc_task.cli import progress
 from tests.conftest import TFM, run_tfm, scalars
 
 
@@ -34,14 +34,15 @@ def test_report_cli_writes_four_pngs_of_the_stated_size(trained, tmp_path):
 
 def test_report_defaults_to_report_folder_in_model_dir(trained):
   """Without --output_dir the PNGs go to MODEL_DIR/report."""
-  written = report.write_report(trained)
-  assert written and all(os.path.dirname(p) == os.path.join(trained, 'report') for p in written)
+  written = report.write_report(trained).written
+  assert len(written) == 4 and all(os.path.dirname(p) == os.path.join(trained, 'report') for p in written)
 
 
 def test_confusion_matrix_is_the_last_evaluation(trained):
   """The matrix read back is step 6's: 20 dev pairs, and its accuracy is the logged one."""
   validation = report.read_scalars(os.path.join(trained, 'validation'))
-  step, matrix = report.last_confusion_matrix(validation)
+  (step, matrix), why = report.last_confusion_matrix(validation)
+  assert why == ''
   assert step == 6
   assert matrix.sum() == 20
   logged = scalars(os.path.join(trained, 'validation'))
@@ -109,4 +110,4 @@ def test_report_reads_a_truncated_event_file(trained, tmp_path):
   path.write_bytes(data[:len(data) - 7])  # Cut into the last record.
   series = report.read_scalars(str(tmp_path / 'train'))
   assert series['training_loss'][0][0] == 3  # The step-3 point survived.
-  assert report.write_report(str(tmp_path))
+  assert len(report.write_report(str(tmp_path)).written) == 4

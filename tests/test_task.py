@@ -94,7 +94,7 @@ def test_initialize_names_missing_checkpoint(monkeypatch, tmp_path):
   """A checkpoint path with nothing there fails naming the key and path."""
   params = tiny_experiment(monkeypatch, init_checkpoint=str(tmp_path / 'nothing'))
   task, model = _task_and_model(params)
-  with pytest.raises(FileNotFoundError, match='init_checkpoint=.*nothing'):
+  with pytest.raises(pretrained.CheckpointReadError, match='init_checkpoint=.*nothing'):
     task.initialize(model)
 
 

@@ -2,11 +2,14 @@
 
 Orbit already logs `train | step: N | steps/sec: X | output: {...}`; what a person wants to
 read is how far along the run is and when it will finish. `TrainingProgress` is an Orbit
-train action (called after every `steps_per_loop` steps) and eval action; `hooks.install()`
-adds it to the actions Model Garden's `train_lib` builds for every run.
+train action (called after every `steps_per_loop` steps) and eval action; `tfm
+train_experiment` passes it to `train_lib.run_experiment` as `train_actions`/`eval_actions`.
+A metric that is undefined on the data (F1 with no positive labels or predictions: NaN) is
+printed as `undefined`.
 """
 
 import json
+import math
 import os
 import sys
 import time
@@ -14,12 +17,18 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, TextIO
 
 import numpy as np
 
-# The reporters made in this process (by hooks.install's wrapper); the last one is the run's.
-active: List['TrainingProgress'] = []
-
-
 def _number(value) -> float:
   return float(np.asarray(value))
+
+
+def _score(value: float) -> str:
+  return 'undefined' if math.isnan(value) else f'{value:.4f}'
+
+
+def _f1_rank(record: Dict[str, float]) -> float:
+  """Best-by-F1 ordering in which an undefined F1 ranks below every defined one."""
+  value = record.get('f1', float('nan'))
+  return -math.inf if math.isnan(value) else value
 
 
 def format_duration(seconds: float) -> str:
@@ -94,7 +103,8 @@ class TrainingProgress:
       if key in output:
         record[key] = _number(output[key])
     self.evaluations.append(record)
-    scores = ' | '.join(f'{key} {value:.4f}' for key, value in record.items() if key != 'step')
+    scores = ' | '.join(f'{key} {_score(value)}' for key, value in record.items()
+                        if key != 'step')
     self._print(f'progress | eval at step {record["step"]} | {scores}')
     self._mark_time = self.clock()
 
@@ -117,17 +127,17 @@ class TrainingProgress:
              f'{format_duration(self.clock() - self.started)}']
     if self.evaluations:
       final = self.evaluations[-1]
-      lines.append(f'summary | final dev: accuracy {final.get("accuracy", float("nan")):.4f}'
-                   f' | f1 {final.get("f1", float("nan")):.4f} (step {final["step"]})')
-      best = max(self.evaluations, key=lambda r: r.get('f1', -1))
+      lines.append(f'summary | final dev: accuracy {_score(final.get("accuracy", math.nan))}'
+                   f' | f1 {_score(final.get("f1", math.nan))} (step {final["step"]})')
+      best = max(self.evaluations, key=_f1_rank)
       lines.append(f'summary | best dev in this process: accuracy '
-                   f'{best.get("accuracy", float("nan")):.4f} | f1 '
-                   f'{best.get("f1", float("nan")):.4f} (step {best["step"]})')
+                   f'{_score(best.get("accuracy", math.nan))} | f1 '
+                   f'{_score(best.get("f1", math.nan))} (step {best["step"]})')
     kept = self._best_kept()
     if kept:
       lines.append(f'summary | best checkpoint: {os.path.join(self.model_dir, self.best_subdir)}'
-                   f' (accuracy {kept.get("accuracy", float("nan")):.4f}, '
-                   f'f1 {kept.get("f1", float("nan")):.4f})')
+                   f' (accuracy {_score(kept.get("accuracy", math.nan))}, '
+                   f'f1 {_score(kept.get("f1", math.nan))})')
     if self.model_dir:
       lines.append(f'summary | checkpoints: {self.model_dir}')
       lines.append(f'summary | TensorBoard: tensorboard --logdir {self.model_dir}')
@@ -137,10 +147,3 @@ class TrainingProgress:
                    f'--export_dir={os.path.join(self.model_dir, "export")} '
                    '(run_experiment.sh does this)')
     return '\n'.join(lines)
-
-
-def print_summary(experiment: str = 'NAME', imports: Sequence[str] = (),
-                  out: TextIO = sys.stdout):
-  """Prints the summary of the run this process trained, if any."""
-  if active:
-    print(active[-1].summary(experiment, imports), file=out, flush=True)

@@ -1,0 +1,143 @@
+"""`tfm COMMAND [--import=MODULE ...] [--traceback] [flags]`: dispatch and the error boundary.
+
+    tfm train_experiment --experiment=NAME --mode=MODE --model_dir=DIR [Model Garden flags]
+    tfm export --experiment=NAME --model_dir=DIR --export_dir=DIR [--checkpoint_path=CKPT]
+    tfm convert_checkpoint --from=hf|tf1 --input=PATH --output=DIR
+    tfm predict --export_dir=DIR --input=FILE|- [--output=FILE] [--batch_size=N]
+    tfm report --model_dir=DIR [--output_dir=DIR]
+
+`--import=MODULE` (any command, repeatable) imports a module of your own registrations first.
+A mistake in what you gave (a flag, a file, a config key, a checkpoint) is printed as one line,
+`tfm COMMAND: error: ...`, exit code 2 for flags and 1 otherwise; `--traceback` (or
+TFM_TRACEBACK=1) adds the Python traceback. Any other exception is a bug and keeps its
+traceback.
+"""
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Callable, List, Optional
+
+from absl import app
+from absl import flags
+
+from mrpc_task import errors
+
+FLAGS = flags.FLAGS
+IMPORT_FLAG = '--import='
+TRACEBACK_FLAG = '--traceback'
+TRACEBACK_ENV = 'TFM_TRACEBACK'
+IMPORTED: List[str] = []  # Modules imported with --import, to repeat them in printed commands.
+
+# Command name -> module (under mrpc_task.cli) with define_flags() and main(argv).
+COMMANDS = {
+    'train_experiment': 'train',
+    'export': 'export',
+    'convert_checkpoint': 'convert',
+    'predict': 'predict',
+    'report': 'report',
+}
+
+
+class UsageError(errors.InputError):
+  """A flag or argument of the command line is wrong."""
+
+
+def _known_errors():
+  """Exception types that report a mistake in the user's input, not a bug of ours."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return (errors.InputError, flags.Error, FileNotFoundError, IsADirectoryError,
+          NotADirectoryError, PermissionError, tf.errors.NotFoundError,
+          tf.errors.PermissionDeniedError)
+
+
+def one_line(error: BaseException) -> str:
+  """The error's message on one line (KeyError's quotes and gin's call-site notes dropped)."""
+  message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+  lines = [line for line in message.splitlines()
+           if not line.strip().startswith('In call to configurable')]
+  return ' '.join(' '.join(lines).split()) or type(error).__name__
+
+
+def _quiet_from_now_on():
+  """No warnings after the error line: e.g. a failed checkpoint read lists every value it
+  did not restore when its objects are garbage-collected at exit."""
+  import logging  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  logging.getLogger('tensorflow').setLevel(logging.ERROR)
+
+
+def _flags_parser(argv: List[str]) -> List[str]:
+  """absl's parse, raising instead of printing usage, so errors pass the one boundary."""
+  remaining = FLAGS(argv)
+  if len(remaining) > 1:
+    raise UsageError(f'unexpected argument(s) {remaining[1:]}: every option is a --flag=value')
+  return remaining
+
+
+def import_user_modules(argv: List[str]) -> List[str]:
+  """Imports every `--import=MODULE` (your own registrations) and returns argv without them.
+
+  Handled before absl parses flags, so a module's `exp_factory` registrations exist when
+  `--experiment` is looked up. The working directory is importable, as with `python -m`.
+  """
+  modules = [arg[len(IMPORT_FLAG):] for arg in argv if arg.startswith(IMPORT_FLAG)]
+  if modules and os.getcwd() not in sys.path:
+    sys.path.insert(0, os.getcwd())
+  for module in modules:
+    try:
+      importlib.import_module(module)
+    except ModuleNotFoundError as e:
+      if e.name and module.startswith(e.name):
+        raise UsageError(f'--import={module}: no module {e.name!r} (run tfm from the folder '
+                         'holding it, or put it on PYTHONPATH)') from e
+      raise
+    IMPORTED.append(module)
+  return [arg for arg in argv if not arg.startswith(IMPORT_FLAG)]
+
+
+def _usage() -> str:
+  return __doc__.split('\n\n')[1] + f'\ncommands: {", ".join(COMMANDS)}'
+
+
+def run_command(command: str, argv: List[str]):
+  """Defines the command's flags and runs it under absl (logging, flag parsing, help)."""
+  module = importlib.import_module(f'mrpc_task.cli.{COMMANDS[command]}')
+  module.define_flags()
+  app.run(module.main, argv=[f'tfm {command}'] + argv, flags_parser=_flags_parser)
+
+
+def main(argv: Optional[List[str]] = None,
+         runner: Callable[[str, List[str]], None] = run_command) -> int:
+  """Runs `tfm COMMAND ...`; returns the exit code (errors are printed, not raised)."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # TensorFlow's C++ INFO lines: noise.
+  argv = list(sys.argv if argv is None else argv)[1:]
+  show_traceback = (TRACEBACK_FLAG in argv or
+                    os.environ.get(TRACEBACK_ENV, '').lower() in ('1', 'true', 'yes'))
+  argv = [arg for arg in argv if arg != TRACEBACK_FLAG]
+  command = argv[0] if argv else ''
+  if command not in COMMANDS:
+    if command and not command.startswith('-'):
+      print(f'tfm: error: unknown command {command!r}', file=sys.stderr)
+    print(_usage(), file=sys.stderr)
+    return 2
+  try:
+    runner(command, import_user_modules(argv[1:]))
+  except SystemExit as e:  # absl's own exits (--help, a main's return value).
+    return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+  except _known_errors() as e:  # pylint: disable=catching-non-exception
+    if show_traceback:
+      traceback.print_exc()
+    print(f'tfm {command}: error: {one_line(e)}', file=sys.stderr)
+    _quiet_from_now_on()
+    return 2 if isinstance(e, (flags.Error, UsageError)) else 1
+  except KeyboardInterrupt:
+    print(f'tfm {command}: interrupted', file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
