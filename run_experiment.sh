@@ -6,13 +6,32 @@
 #
 # MODEL_DIR (default runs/$EXPERIMENT, git-ignored) receives checkpoints, TensorBoard logs and
 # params.yaml; the SavedModel goes to $MODEL_DIR/export and PNG plots to $MODEL_DIR/report.
+# A MODEL_DIR that already holds an export or a report is refused before anything runs
+# (OVERWRITE=1 replaces them; training itself resumes from the last checkpoint).
 # Extra arguments go to `tfm train_experiment`; --params_override, --config_file and --import
 # ones go to `tfm export` too.
 set -euo pipefail
 cd "$(dirname "$0")"
 EXPERIMENT=${EXPERIMENT:-bert_mrpc_minilm}
 MODEL_DIR=${MODEL_DIR:-runs/$EXPERIMENT}
+overwrite=()
+if [ "${OVERWRITE:-0}" = 1 ]; then
+  overwrite=(--overwrite)
+else
+  for output in "$MODEL_DIR/export" "$MODEL_DIR/report"; do
+    if [ -e "$output" ] && [ -n "$(ls -A "$output")" ]; then
+      echo "run_experiment.sh: error: $output already exists (an earlier run's); set" \
+        "OVERWRITE=1 to replace it, or MODEL_DIR=another/folder for a new run" >&2
+      exit 1
+    fi
+  done
+fi
 if [ -n "${MRPC_DATA_DIR:-}" ]; then
+  if [ ! -f "$MRPC_DATA_DIR/train.tsv" ]; then
+    echo "run_experiment.sh: error: MRPC_DATA_DIR=$MRPC_DATA_DIR: no train.tsv there (it must" \
+      "name the GLUE MRPC folder holding train.tsv and dev.tsv)" >&2
+    exit 1
+  fi
   export MRPC_DATA_DIR=$(realpath "$MRPC_DATA_DIR")
 fi
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
@@ -25,6 +44,7 @@ for arg in "$@"; do
   case "$arg" in --params_override=*|--config_file=*|--import=*) export_args+=("$arg") ;; esac
 done
 .venv/bin/tfm export --experiment="$EXPERIMENT" --model_dir="$MODEL_DIR" \
-  --export_dir="$MODEL_DIR/export" ${export_args[@]+"${export_args[@]}"}
-.venv/bin/tfm report --model_dir="$MODEL_DIR" >/dev/null
+  --export_dir="$MODEL_DIR/export" ${overwrite[@]+"${overwrite[@]}"} \
+  ${export_args[@]+"${export_args[@]}"}
+.venv/bin/tfm report --model_dir="$MODEL_DIR" ${overwrite[@]+"${overwrite[@]}"} >/dev/null
 echo "export: $MODEL_DIR/export   plots: $MODEL_DIR/report   TensorBoard: tensorboard --logdir $MODEL_DIR"

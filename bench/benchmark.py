@@ -48,14 +48,12 @@ def run_measured(args, log_path, env=None):
 
 
 def eval_scalars(model_dir):
-  """{step: {tag: value}} of the validation summaries."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  """{step: {tag: value}} of the validation summaries (`tfm report`'s reader)."""
+  from mrpc_task import report  # pylint: disable=g-import-not-at-top
   values = {}
-  folder = os.path.join(model_dir, 'validation')
-  for name in os.listdir(folder):
-    for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
-      for value in event.summary.value:
-        values.setdefault(event.step, {})[value.tag] = float(tf.make_ndarray(value.tensor))
+  for tag, points in report.read_scalars(os.path.join(model_dir, 'validation')).items():
+    for step, value in points:
+      values.setdefault(step, {})[tag] = value
   return values
 
 
@@ -179,7 +177,7 @@ def measure_exports(model_dir):
                           '--params_override=task.model.encoder.bert.output_range=null'])):
     export_dir = os.path.join(FLAGS.output_dir, f'export-{name}')
     run_measured([f'{BIN}/tfm', 'export', '--experiment=bert_mrpc_minilm',
-                  f'--model_dir={model_dir}', f'--export_dir={export_dir}',
+                  f'--model_dir={model_dir}', f'--export_dir={export_dir}', '--overwrite',
                   f'--checkpoint_path={model_dir}'] + flags_of_style,
                  export_dir + '.log')
     probe = subprocess.run([sys.executable, '-c', SERVING_PROBE, export_dir, REPO,

@@ -20,7 +20,7 @@ import tensorflow as tf
 from mrpc_task import errors
 
 
-class OutputError(errors.InputError):
+class OutputError(errors.InputError, ValueError):
   """An output would replace or damage something the user did not ask to replace."""
 
 

@@ -378,3 +378,40 @@ def test_hf_activation_mapping(minilm, hidden_act, expected):
   assert config.bert.hidden_activation == expected
   assert config.bert.num_layers == 6 and config.bert.hidden_size == 384
   assert config.bert.intermediate_size == 1536
+
+
+@pytest.mark.parametrize('damage, message', [
+    ('config_not_json', r'config\.json: not valid JSON'),
+    ('config_a_list', r'config\.json: expected a JSON object, got list'),
+    ('weights_truncated', r'model\.safetensors: not a readable safetensors file'),
+    ('no_vocab', r'vocab\.txt: no such file'),
+])
+def test_unreadable_hf_files_are_named(tmp_path, tf1_weights, damage, message):
+  """A damaged config.json or model.safetensors, or a missing vocab, fails naming the file;
+  nothing is written."""
+  tensors = reference_bert_numpy.tf1_to_hf_tensors(tf1_weights, _TINY['num_layers'])
+  _write_hf_model(tmp_path / 'hf', tensors)
+  if damage == 'config_not_json':
+    (tmp_path / 'hf' / 'config.json').write_text('{"vocab_size": 40,')
+  elif damage == 'config_a_list':
+    (tmp_path / 'hf' / 'config.json').write_text('[1, 2]')
+  elif damage == 'weights_truncated':
+    path = tmp_path / 'hf' / 'model.safetensors'
+    path.write_bytes(path.read_bytes()[:200])
+  else:
+    os.remove(tmp_path / 'hf' / 'vocab.txt')
+  with pytest.raises((ValueError, FileNotFoundError), match=message):
+    checkpoint_conversion.convert_hf(tmp_path / 'hf', tmp_path / 'out')
+  assert not (tmp_path / 'out').exists()
+
+
+def test_conversion_never_writes_into_its_input(tmp_path, tf1_weights):
+  """--output equal to the input folder is refused before anything is written, so the
+  model's own vocab.txt is not truncated by copying it onto itself."""
+  tensors = reference_bert_numpy.tf1_to_hf_tensors(tf1_weights, _TINY['num_layers'])
+  _write_hf_model(tmp_path / 'hf', tensors)
+  vocab = (tmp_path / 'hf' / 'vocab.txt').read_bytes()
+  with pytest.raises(ValueError, match='is also the input folder'):
+    checkpoint_conversion.convert_hf(tmp_path / 'hf', tmp_path / 'hf')
+  assert (tmp_path / 'hf' / 'vocab.txt').read_bytes() == vocab
+  assert sorted(os.listdir(tmp_path / 'hf')) == ['config.json', 'model.safetensors', 'vocab.txt']

@@ -229,3 +229,34 @@ def test_tfds_source_with_mock_data(monkeypatch):
   assert len(rows) == 10
   assert {label for _, label in rows} <= {0, 1}
   assert all(ids[0] == 2 and ids[-1] == 3 for ids, _ in rows)
+
+
+def test_a_data_folder_that_is_a_file_is_named(tmp_path):
+  """MRPC_DATA_DIR pointing at train.tsv itself names the key and says it must be the folder
+  (not '.../train.tsv/dev.tsv: no such file')."""
+  (tmp_path / 'train.tsv').write_text(HEADER)
+  with pytest.raises(data.DataSourceError,
+                     match=r"task\.validation_data\.tsv_dir='.*train\.tsv': is a file, not a "
+                           r'folder; it must be the GLUE folder holding dev\.tsv'):
+    data.build_dataset(_data_config(tsv_dir=str(tmp_path / 'train.tsv')))
+
+
+def test_cr_only_training_file_says_so(tmp_path):
+  """A training file with classic-Mac line endings fails on its header, saying why."""
+  (tmp_path / 'dev.tsv').write_bytes(HEADER.replace('\n', '\r').encode() + b'1\t1\t2\ta\tb\r')
+  with pytest.raises(tsv_reader.TsvFormatError, match=r'dev\.tsv:1: lines end in CR only'):
+    data.build_dataset(_data_config(tsv_dir=str(tmp_path)))
+
+
+def test_one_class_dev_set_warns_up_front(tmp_path, caplog):
+  """A dev file whose pairs all have one label warns, when it is read, that F1 cannot pick
+  the best checkpoint; a training file of one class does not."""
+  (tmp_path / 'dev.tsv').write_text(HEADER + '0\t1\t2\ta b\tc d\n0\t3\t4\te f\tg h\n')
+  data.build_dataset(_data_config(tsv_dir=str(tmp_path)))
+  warnings = [r.getMessage() for r in caplog.records if 'best-checkpoint' in r.getMessage()]
+  assert len(warnings) == 1
+  assert "every one of its 2 pairs has label '0'" in warnings[0]
+  caplog.clear()
+  (tmp_path / 'train.tsv').write_text(HEADER + '0\t1\t2\ta b\tc d\n')
+  data.build_dataset(_data_config(tsv_dir=str(tmp_path), tsv_split='train', is_training=True))
+  assert not [r for r in caplog.records if 'best-checkpoint' in r.getMessage()]

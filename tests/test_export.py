@@ -68,3 +68,31 @@ def test_negative_chunk_size_fails_naming_it(task_and_model):
   params, model = task_and_model
   with pytest.raises(ValueError, match='sort_chunk_size=-1'):
     export.SentencePairServingModule(params.task, model, sort_chunk_size=-1)
+
+
+def test_checkpoints_that_cannot_be_exported_are_named(task_and_model, tmp_path):
+  """An encoder-only checkpoint, a checkpoint cut short and one of another architecture each
+  fail with the checkpoint's path and what is wrong, not a TensorFlow dump."""
+  from mrpc_task import pretrained  # pylint: disable=g-import-not-at-top
+  from tests.conftest import tiny_encoder  # pylint: disable=g-import-not-at-top
+  params, model = task_and_model
+  encoder_only = tf.train.Checkpoint(encoder=model.checkpoint_items['encoder']).write(
+      str(tmp_path / 'encoder'))
+  with pytest.raises(pretrained.CheckpointMismatchError,
+                     match=r"encoder' holds no classifier \(no model/\.\.\. values; it has "
+                           r"\['encoder'\]\)"):
+    export.restore_classifier(model, encoder_only)
+  whole = tf.train.Checkpoint(model=model).write(str(tmp_path / 'ckpt'))
+  data_file = tmp_path / 'ckpt.data-00000-of-00001'
+  data_file.write_bytes(data_file.read_bytes()[:1000])
+  with pytest.raises(pretrained.CheckpointReadError, match=r"ckpt': the checkpoint is damaged"):
+    export.restore_classifier(model, whole)
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    wider_params = tiny_experiment(monkeypatch, encoder=tiny_encoder(hidden_size=48))
+  wider = task_factory.get_task(wider_params.task).build_model()
+  other = tf.train.Checkpoint(model=wider).write(str(tmp_path / 'wider'))
+  with pytest.raises(pretrained.CheckpointMismatchError,
+                     match=r"wider' does not fit the tiny model \(.*shape \(41, 48\)"):
+    export.restore_classifier(model, other, model_name='the tiny model')
+  with pytest.raises(pretrained.CheckpointReadError, match='no checkpoint there'):
+    export.restore_classifier(model, str(tmp_path / 'nothing'))

@@ -4,6 +4,7 @@ import io
 import itertools
 import json
 import os
+import subprocess
 import sys
 import tracemalloc
 
@@ -13,7 +14,7 @@ import tensorflow as tf
 
 from mrpc_task import predict
 from mrpc_task import tsv_reader
-from tests.conftest import FIXTURE_MRPC, TFM, run_tfm, scalars
+from tests.conftest import FIXTURE_MRPC, TFM, child_env, run_tfm, scalars
 
 CLASSES = ['not_equivalent', 'equivalent']
 
@@ -192,3 +193,62 @@ def test_cli_on_an_export_without_classes_file(exported, tmp_path):
   assert rows[0] == ['line', 'class', 'probability_1']
   assert len(rows) == 21 and {r[1] for r in rows[1:]} <= {'0', '1'}
   assert '20 labeled pairs: accuracy' in result.stderr
+
+
+@pytest.mark.parametrize('raw, message', [
+    (b'[{"sentence1": "a", "sentence2": "b"}]\n',
+     r'in\.txt:1: a JSON array; tfm predict reads JSON lines: one'),
+    (b'{\n  "sentence1": "a",\n  "sentence2": "b"\n}\n',
+     r'in\.txt:1: not valid JSON \(.*\); JSON input must be JSON lines, one complete'),
+    (b'sentence1,sentence2\na,b\n',
+     r'none of the sentence columns .*\(columns must be separated by tabs; this header has '
+     r'none: a CSV file\?\)'),
+    (b'sentence1\tsentence2\ra\tb\r', r'in\.txt:1: lines end in CR only'),
+    ('sentence1\tsentence2\na\tb\n'.encode('utf-16'),
+     r'in\.txt:1: not valid UTF-8 at byte 0: .*it looks like UTF-16: re-encode it as UTF-8'),
+    (b'sentence1\tsentence2\ncaf\xe9\tb\n',
+     r'in\.txt:2: not valid UTF-8 at byte 3: .*it looks like Windows-1252'),
+])
+def test_wrong_formats_say_what_they_look_like(raw, message):
+  """JSON that is not JSON lines, CSV, CR-only line endings and non-UTF-8 encodings fail on
+  the first line that shows it, saying what the file seems to be and what to do."""
+  with pytest.raises(ValueError, match=message):
+    list(predict.read_pairs(io.BytesIO(raw).readlines(), 'in.txt', class_names=CLASSES))
+
+
+def test_a_named_label_key_missing_from_json_lines_fails():
+  """--label_column=lable on JSON lines is not ignored: the row without it fails."""
+  with pytest.raises(predict.PredictInputError,
+                     match=r"in\.txt:1: key 'lable' \(--label_column\) missing; keys are "
+                           r"\['label', 'sentence1', 'sentence2'\]"):
+    _read('{"sentence1": "a", "sentence2": "b", "label": 1}\n',
+          columns=predict.Columns(label='lable'))
+
+
+def test_input_and_output_names(tmp_path):
+  """JSON-lines output is chosen by extension in any case; a folder or a missing file as
+  --input fails naming it."""
+  assert [predict.is_json_output(name) for name in ('a.jsonl', 'b.JSONL', 'c.Json', 'd.tsv',
+                                                     '-')] == [True, True, True, False, False]
+  with pytest.raises(predict.PredictInputError, match='--input=.*: is a folder'):
+    predict.check_input(str(tmp_path))
+  with pytest.raises(predict.PredictInputError, match='--input=.*nothing.tsv: no such file'):
+    predict.check_input(str(tmp_path / 'nothing.tsv'))
+  predict.check_input('-')
+
+
+def test_cli_bad_row_leaves_an_existing_output_untouched(exported, tmp_path):
+  """A bad row at line 3 with --overwrite: the old output file keeps its bytes and no
+  temporary file is left; without the bad row it is replaced."""
+  out = tmp_path / 'pred.tsv'
+  out.write_text('earlier predictions\n')
+  bad = tmp_path / 'bad.tsv'
+  bad.write_text('sentence1\tsentence2\na\tb\nonly one column\n')
+  result = subprocess.run([TFM, 'predict', f'--export_dir={exported}', f'--input={bad}',
+                           f'--output={out}', '--overwrite'], capture_output=True, text=True,
+                          env=child_env(), timeout=600)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'tfm predict: error: {bad}:3: 1 columns, header has 2')
+  assert out.read_text() == 'earlier predictions\n'
+  assert sorted(os.listdir(tmp_path)) == ['bad.tsv', 'pred.tsv']

@@ -111,3 +111,38 @@ def test_report_reads_a_truncated_event_file(trained, tmp_path):
   series = report.read_scalars(str(tmp_path / 'train'))
   assert series['training_loss'][0][0] == 3  # The step-3 point survived.
   assert len(report.write_report(str(tmp_path)).written) == 4
+
+
+def test_report_says_which_plot_it_left_out_and_why(tmp_path):
+  """Event files holding scores but only 3 of the 4 confusion cells: three PNGs, and the
+  fourth named with the reason instead of silently missing."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  writer = tf.summary.create_file_writer(str(tmp_path / 'validation'))
+  with writer.as_default():
+    for tag, value in (('accuracy', 0.5), ('f1', 0.6), ('confusion/true0_pred0', 3.0),
+                       ('confusion/true0_pred1', 1.0), ('confusion/true1_pred0', 2.0)):
+      tf.summary.scalar(tag, value, step=4)
+  writer.close()
+  result = report.write_report(str(tmp_path))
+  assert [os.path.basename(p) for p in result.written] == ['dev_scores.png']
+  assert result.problems == [
+      'loss.png: no training_loss in train/',
+      'learning_rate.png: no learning_rate in train/',
+      "confusion_matrix.png: the confusion/... scalars are incomplete (3 cells: ['true0_pred0', "
+      "'true0_pred1', 'true1_pred0']); damaged event files?"]
+
+
+def test_report_never_replaces_an_earlier_one_unasked(trained, tmp_path):
+  """A second report into the same folder is refused unless --overwrite; the event folders
+  themselves are never an output."""
+  from mrpc_task import safe_output  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / 'report')
+  first = report.write_report(trained, out).written
+  stamps = {path: os.path.getmtime(path) for path in first}
+  with pytest.raises(safe_output.OutputError, match='already holds loss.png'):
+    report.write_report(trained, out)
+  assert {path: os.path.getmtime(path) for path in first} == stamps
+  assert report.write_report(trained, out, overwrite=True).written == first
+  assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in first)
+  with pytest.raises(safe_output.OutputError, match='is also train/'):
+    report.write_report(trained, os.path.join(trained, 'train'))

@@ -1,0 +1,257 @@
+"""Mistakes in what a user gives `tfm` end in one line naming the flag, file or key; nothing
+the user did not ask to replace is touched."""
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+
+from absl import flags
+import pytest
+
+from mrpc_task import configs
+from mrpc_task import errors
+from mrpc_task.cli import experiment_config
+from mrpc_task.cli import main as cli_main
+from mrpc_task.cli import run_dir
+from tests.conftest import FIXTURE_MRPC, REPO_ROOT, TFM, child_env
+
+LR = 'trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate'
+
+
+def _run_main(argv, error, monkeypatch, capsys, env=None):
+  """cli_main.main with a command that raises `error`: (exit code, stderr lines)."""
+  monkeypatch.delenv(cli_main.TRACEBACK_ENV, raising=False)
+  for key, value in (env or {}).items():
+    monkeypatch.setenv(key, value)
+
+  def runner(command, argv):
+    del command, argv
+    raise error
+
+  code = cli_main.main(['tfm'] + argv, runner=runner)
+  return code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize('error, code, line', [
+    (configs.ConfigError("trainer.train_steps='abc': must be an integer"), 1,
+     "tfm export: error: trainer.train_steps='abc': must be an integer"),
+    (flags.UnrecognizedFlagError('lr'), 2, "tfm export: error: Unknown command line flag 'lr'"),
+    (FileNotFoundError(2, 'No such file or directory', 'x.tsv'), 1,
+     "tfm export: error: [Errno 2] No such file or directory: 'x.tsv'"),
+    (errors.InputError('bad\n  In call to configurable \'Trainer\' (<class ...>)'), 1,
+     'tfm export: error: bad'),
+])
+def test_known_errors_are_one_line_with_exit_code(error, code, line, monkeypatch, capsys):
+  """Our own, absl's and file errors: exactly one line on stderr, 2 for flags, else 1; gin's
+  call-site notes are dropped."""
+  assert _run_main(['export'], error, monkeypatch, capsys) == (code, [line])
+
+
+def test_traceback_on_request(monkeypatch, capsys):
+  """--traceback or TFM_TRACEBACK=1 adds the traceback above the same last line."""
+  for argv, env in ((['export', '--traceback'], None), (['export'], {'TFM_TRACEBACK': '1'})):
+    code, lines = _run_main(argv, configs.ConfigError('k=1: no'), monkeypatch, capsys, env)
+    assert code == 1
+    assert lines[0] == 'Traceback (most recent call last):'
+    assert lines[-1] == 'tfm export: error: k=1: no'
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
+  """An exception that is not about the user's input propagates (with its traceback)."""
+  with pytest.raises(ZeroDivisionError):
+    _run_main(['export'], ZeroDivisionError('ours'), monkeypatch, capsys)
+
+
+def test_unknown_command_and_import(monkeypatch, capsys):
+  """A misspelt command prints usage, exit 2; a missing --import module is one line."""
+  assert cli_main.main(['tfm', 'exprot']) == 2
+  err = capsys.readouterr().err
+  assert "tfm: error: unknown command 'exprot'" in err and 'commands: train_experiment' in err
+  code = cli_main.main(['tfm', 'export', '--import=no_such_tasks'],
+                       runner=lambda command, argv: None)
+  assert code == 2
+  assert capsys.readouterr().err.splitlines() == [
+      "tfm export: error: --import=no_such_tasks: no module 'no_such_tasks' (run tfm from the "
+      'folder holding it, or put it on PYTHONPATH)']
+
+
+@pytest.mark.parametrize('override, message', [
+    ('task.train_data.seq_lenght=3',
+     r"^--params_override: unknown key 'seq_lenght' \(in SentencePairDataConfig\); did you "
+     r'mean seq_length'),
+    ('task: {a: [1,', r'^--params_override: not valid YAML or JSON at line 1, column 14:'),
+    (f'{LR}=-1.0', rf'^{LR}=-1\.0: must be > 0$'),
+    (f'{LR}=0.0', rf'^{LR}=0\.0: must be > 0$'),
+    (f'{LR}=abc', rf"^{LR}='abc': must be a number$"),
+    ('trainer.optimizer_config.learning_rate.polynomial.end_learning_rate=-0.1',
+     r'end_learning_rate=-0\.1: must be >= 0$'),
+    ('trainer.train_steps=abc', r"^trainer\.train_steps='abc': must be an integer$"),
+    ('trainer.train_steps=1.5', r'^trainer\.train_steps=1\.5: must be an integer$'),
+    ('trainer.train_steps=0', r'^trainer\.train_steps=0: must be >= 1$'),
+    ('trainer.validation_steps=0', r'^trainer\.validation_steps=0: must be >= 1, or -1'),
+    ('task.train_data.global_batch_size=0', r'global_batch_size=0: must be > 0$'),
+    ('task.train_data=3', r'^task\.train_data=3: must be a group of keys'),
+    ('task.model.fast_dropout=maybe', r"^task\.model\.fast_dropout='maybe': must be true or "),
+    ('trainer.optimizer_config.warmup.linear.warmup_steps=-1',
+     r'warmup_steps=-1: must be >= 0$'),
+])
+def test_bad_overrides_fail_naming_key_and_value(override, message, monkeypatch):
+  """Each bad --params_override fails while the config is built, naming the key."""
+  monkeypatch.delenv('MRPC_DATA_DIR', raising=False)
+  with pytest.raises(errors.InputError, match=message):
+    experiment_config.parse_experiment('bert_mrpc_tiny', params_override=override)
+
+
+def test_integer_learning_rate_means_a_float():
+  """`initial_learning_rate=1` (YAML int) is 1.0, as the user meant, not an int that breaks
+  the schedule's tf.pow; decay and warm-up follow train_steps as before."""
+  params = experiment_config.parse_experiment('bert_mrpc_tiny', params_override=f'{LR}=1')
+  value = params.trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate
+  assert value == 1.0 and isinstance(value, float)
+
+
+def test_unknown_experiment_and_missing_files_are_named(tmp_path):
+  """A misspelt experiment gets suggestions; missing YAML and gin files are named."""
+  with pytest.raises(experiment_config.ExperimentConfigError,
+                     match=r'--experiment=bert_mrpc_tyni: no such registered experiment; did '
+                           r'you mean bert_mrpc_tiny'):
+    experiment_config.parse_experiment('bert_mrpc_tyni')
+  missing = str(tmp_path / 'missing.yaml')
+  with pytest.raises(experiment_config.ExperimentConfigError,
+                     match=rf'--config_file={missing}: no such file'):
+    experiment_config.parse_experiment('bert_mrpc_tiny', config_files=[missing])
+  with pytest.raises(experiment_config.ExperimentConfigError, match='--gin_file=.*no such file'):
+    experiment_config.parse_gin([str(tmp_path / 'missing.gin')], [])
+
+
+def test_gin_errors_name_file_and_line(tmp_path):
+  """A gin syntax error names the file and the line; a bad binding is quoted."""
+  path = tmp_path / 'bad.gin'
+  path.write_text('a.b = (1,\nc = 3\n')
+  with pytest.raises(experiment_config.ExperimentConfigError,
+                     match=rf"^--gin_file={path}: Failed to parse token 'c' \(bad\.gin, line 2\)$"):
+    experiment_config.parse_gin([str(path)], [])
+  with pytest.raises(experiment_config.ExperimentConfigError,
+                     match=r"^--gin_params='x\.y = ': Unable to parse value\. \(line 1\)$"):
+    experiment_config.parse_gin([], ['x.y = '])
+
+
+def _saved_run(tmp_path, experiment, **overrides):
+  """A model_dir as tfm train_experiment leaves it: tfm_run.json and params.yaml."""
+  from official.core import train_utils  # pylint: disable=g-import-not-at-top
+  params = experiment_config.parse_experiment(experiment, params_override=json.dumps(overrides))
+  model_dir = str(tmp_path / 'run')
+  run_dir.record_experiment(model_dir, experiment)
+  train_utils.serialize_config(params, model_dir)
+  return model_dir
+
+
+def test_model_dir_of_another_experiment_or_model_is_refused(tmp_path, monkeypatch):
+  """Another experiment's run, or the same experiment's run of another model, is refused
+  naming the folder, both experiments and the differing key; a changed dropout is fine."""
+  monkeypatch.delenv('MRPC_DATA_DIR', raising=False)
+  model_dir = _saved_run(tmp_path, 'bert_mrpc_tiny')
+  minilm = experiment_config.parse_experiment('bert_mrpc_minilm')
+  with pytest.raises(run_dir.ModelDirError,
+                     match=rf"^--model_dir={model_dir} holds a run of experiment "
+                           r"'bert_mrpc_tiny', not --experiment=bert_mrpc_minilm: use another"):
+    run_dir.check_model_dir(model_dir, 'bert_mrpc_minilm', minilm)
+  wider = experiment_config.parse_experiment(
+      'bert_mrpc_tiny', params_override='task.model.encoder.bert.hidden_size=64')
+  with pytest.raises(run_dir.ModelDirError,
+                     match=r'whose model differs from --experiment=bert_mrpc_tiny '
+                           r'\(task\.model\.encoder\.bert\.hidden_size: 32 there, 64 now\)'):
+    run_dir.check_model_dir(model_dir, 'bert_mrpc_tiny', wider)
+  other_dropout = experiment_config.parse_experiment(
+      'bert_mrpc_tiny', params_override='task.model.dropout_rate=0.3')
+  run_dir.check_model_dir(model_dir, 'bert_mrpc_tiny', other_dropout)
+  run_dir.check_model_dir(str(tmp_path / 'new'), 'bert_mrpc_minilm', minilm)
+  (tmp_path / 'a_file').write_text('')
+  with pytest.raises(run_dir.ModelDirError, match='is a file, not a folder'):
+    run_dir.check_model_dir(str(tmp_path / 'a_file'), 'bert_mrpc_minilm', minilm)
+
+
+def _digest(folder):
+  """A hash of every file's name and bytes under a folder."""
+  digest = hashlib.sha256()
+  for root, _, files in sorted(os.walk(folder)):
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      digest.update(path.encode())
+      with open(path, 'rb') as f:
+        digest.update(f.read())
+  return digest.hexdigest()
+
+
+def _tfm(args, cwd=REPO_ROOT):
+  return subprocess.run([TFM] + args, capture_output=True, text=True, cwd=cwd, timeout=600,
+                        env=child_env())
+
+
+def _error_line(result):
+  """The last stderr line, asserting that no traceback came before it."""
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_cli_refuses_to_damage_a_run_or_its_export(trained, exported, tmp_path):
+  """Real `tfm`: another experiment on a run's folder, an export over an existing one, and
+  predictions written over their input all stop with one line; nothing changes on disk."""
+  before = _digest(trained)
+  result = _tfm(['train_experiment', '--experiment=bert_mrpc_minilm', '--mode=train_and_eval',
+                 f'--model_dir={trained}'])
+  assert result.returncode == 1
+  assert _error_line(result) == (
+      f"tfm train_experiment: error: --model_dir={trained} holds a run of experiment "
+      "'bert_mrpc_tiny', not --experiment=bert_mrpc_minilm: use another --model_dir, or "
+      f'delete {trained} to start over')
+  result = _tfm(['export', f'--model_dir={trained}', f'--export_dir={exported}'])
+  assert result.returncode == 1
+  assert _error_line(result) == (
+      f"tfm export: error: --export_dir='{exported}' already exists; pass --overwrite to "
+      'replace it, or choose another --export_dir')
+  pairs = tmp_path / 'pairs.tsv'
+  shutil.copy(os.path.join(FIXTURE_MRPC, 'dev.tsv'), pairs)
+  result = _tfm(['predict', f'--export_dir={exported}', f'--input={pairs}',
+                 f'--output={tmp_path}/./pairs.tsv'])
+  assert result.returncode == 1
+  assert _error_line(result).startswith(
+      f"tfm predict: error: --output='{tmp_path}/./pairs.tsv' is also --input: ")
+  with open(pairs, 'rb') as f, open(os.path.join(FIXTURE_MRPC, 'dev.tsv'), 'rb') as g:
+    assert f.read() == g.read()
+  assert _digest(trained) == before
+
+
+@pytest.mark.slow
+def test_cli_flag_errors_and_traceback(tmp_path):
+  """Real `tfm`: an unknown flag is one line with exit 2; --traceback shows the traceback."""
+  result = _tfm(['predict', '--export_dir=x', '--input=y', '--lr=3'])
+  assert (result.returncode, _error_line(result)) == (
+      2, "tfm predict: error: Unknown command line flag 'lr'")
+  result = _tfm(['predict', f'--export_dir={tmp_path}', '--input=-', '--traceback'])
+  assert result.returncode == 1
+  assert 'Traceback (most recent call last)' in result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'tfm predict: error: --export_dir={tmp_path}: holds no SavedModel (make one with tfm '
+      'export)')
+
+
+def test_undefined_metric_never_selects_the_best_checkpoint(tmp_path):
+  """An evaluation whose F1 is NaN is skipped: it neither becomes the first best nor blocks
+  a later defined one."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mrpc_task.cli import train  # pylint: disable=g-import-not-at-top
+  params = experiment_config.parse_experiment('bert_mrpc_tiny')
+  exporter = train.best_checkpoint_exporter(params, str(tmp_path),
+                                            tf.distribute.get_strategy())
+  checkpoint = tf.train.Checkpoint(v=tf.Variable(1.0))
+  assert not exporter.maybe_export_checkpoint(checkpoint, {'f1': math.nan}, 1)
+  assert tf.train.latest_checkpoint(str(tmp_path / 'best_ckpt')) is None
+  assert exporter.maybe_export_checkpoint(checkpoint, {'f1': 0.5}, 2)
+  assert not exporter.maybe_export_checkpoint(checkpoint, {'f1': math.nan}, 3)
+  with open(tmp_path / 'best_ckpt' / 'info.json') as f:
+    assert json.load(f)['f1'] == 0.5
