@@ -21,6 +21,19 @@ from tests.conftest import FIXTURE_MRPC, REPO_ROOT, TFM, child_env
 LR = 'trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate'
 
 
+@pytest.fixture(autouse=True)
+def _logging_levels_restored():
+  """The boundary silences logging after an error (the process is about to exit); in this
+  one test process later tests need their warnings back."""
+  import logging  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  verbosity = absl_logging.get_verbosity()
+  level = logging.getLogger('tensorflow').level
+  yield
+  absl_logging.set_verbosity(verbosity)
+  logging.getLogger('tensorflow').setLevel(level)
+
+
 def _run_main(argv, error, monkeypatch, capsys, env=None):
   """cli_main.main with a command that raises `error`: (exit code, stderr lines)."""
   monkeypatch.delenv(cli_main.TRACEBACK_ENV, raising=False)
