@@ -193,11 +193,11 @@ def mean(rows, key):
 
 
 def main(_):
-  from mrpc_task import pretrained  # pylint: disable=g-import-not-at-top
+  from mrpc_task import conversion_cache  # pylint: disable=g-import-not-at-top
   from registry import experiments  # pylint: disable=g-import-not-at-top
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   params = recipe()
-  checkpoint = pretrained.converted_hf_checkpoint(experiments.minilm_dir())
+  checkpoint = conversion_cache.converted_hf_checkpoint(experiments.minilm_dir())
   records = os.path.join(FLAGS.output_dir, 'stock_tfrecords')
   run_measured([sys.executable, os.path.join(REPO, 'bench', 'stock_tfrecords.py'),
                 f'--data_dir={os.environ["MRPC_DATA_DIR"]}',

@@ -545,26 +545,3 @@ def convert_tf1(ckpt_path: str, bert_config_json: str, vocab_file: str,
   encoder = _build_and_assign(encoder_config, weights, source_names)
   _write_outputs(encoder, encoder_config, os.fspath(vocab_file), output_dir)
   return encoder_config
-
-
-def verify_restorable(
-    checkpoint_prefix: str,
-    encoder_config: encoders.EncoderConfig) -> tf_keras.Model:
-  """Restores a converted checkpoint into a fresh encoder, requiring a full fit.
-
-  Args:
-    checkpoint_prefix: Prefix of a checkpoint written as
-      `tf.train.Checkpoint(encoder=...)`, e.g. `<output_dir>/encoder`.
-    encoder_config: The `EncoderConfig` to build the fresh encoder from.
-
-  Returns:
-    The restored encoder.
-
-  Raises:
-    pretrained.CheckpointMismatchError: (a ValueError) some encoder variable is
-      not in the checkpoint, some checkpoint value is not consumed, or a shape
-      differs. The message names the unmatched variables.
-  """
-  encoder = encoders.build_encoder(encoder_config)
-  pretrained.restore_encoder(encoder, os.fspath(checkpoint_prefix))
-  return encoder

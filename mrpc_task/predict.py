@@ -21,7 +21,6 @@ from mrpc_task import tsv_reader
 SENTENCE_COLUMNS = (('#1 String', '#2 String'), ('sentence1', 'sentence2'),
                     ('question1', 'question2'))
 LABEL_COLUMNS = ('Quality', 'label', 'is_duplicate')
-_MAX_REPORTED = 5
 
 
 class PredictInputError(errors.InputError, ValueError):
@@ -52,22 +51,6 @@ class Columns:
       raise PredictInputError(
           f'--sentence1_column={self.sentence1!r} --sentence2_column={self.sentence2!r}: '
           'give both or neither')
-
-
-class SkipLog:
-  """Bad rows seen while streaming: a count and the first few messages (constant memory)."""
-
-  def __init__(self, keep: int = _MAX_REPORTED):
-    self.count, self.keep, self.messages = 0, keep, []
-
-  def add(self, message: str):
-    self.count += 1
-    if len(self.messages) < self.keep:
-      self.messages.append(message)
-
-  def __str__(self):
-    more = self.count - len(self.messages)
-    return ', '.join(self.messages) + (f', and {more} more' if more > 0 else '')
 
 
 def label_ids(class_names: Sequence[str],
@@ -134,7 +117,7 @@ def _json_pair(line: bytes, line_number: int, name: str, columns: Columns,
 def read_pairs(lines: Iterable[bytes], name: str, *, class_names: Sequence[str],
                label_vocabulary: Sequence[str] = (), columns: Optional[Columns] = None,
                on_bad_rows: str = 'error',
-               skipped: Optional[SkipLog] = None) -> Iterator[Pair]:
+               skipped: Optional[tsv_reader.SkipLog] = None) -> Iterator[Pair]:
   """Yields the pairs of a TSV or JSON-lines stream, one at a time.
 
   Args:
@@ -152,7 +135,7 @@ def read_pairs(lines: Iterable[bytes], name: str, *, class_names: Sequence[str],
   """
   columns = columns or Columns()
   ids = label_ids(class_names, label_vocabulary)
-  skipped = SkipLog() if skipped is None else skipped
+  skipped = tsv_reader.SkipLog() if skipped is None else skipped
   layout = None
   is_json = None
   blank = []  # Blank lines count as skipped only when a row follows them.
@@ -272,7 +255,7 @@ def predict(serve, pairs: Iterator[Pair], out: TextIO, *, class_names: Sequence[
   return stats
 
 
-def summary_lines(stats: PredictionStats, skipped: SkipLog) -> List[str]:
+def summary_lines(stats: PredictionStats, skipped: tsv_reader.SkipLog) -> List[str]:
   """What to tell the user at the end: rows, skips and, on labeled input, the scores."""
   lines = [f'predicted {stats.rows} pairs']
   if skipped.count:

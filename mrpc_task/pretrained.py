@@ -1,14 +1,11 @@
-"""Restoring a pretrained encoder: from a checkpoint, or from a Hugging Face folder via a cache.
+"""Restoring a pretrained encoder from a checkpoint (a converted one: conversion_cache).
 
 A checkpoint that does not fit the encoder config must fail before training, naming what did
 not match: a silently half-restored encoder trains, but to a much worse model.
 """
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 
 from typing import Dict, List, Tuple
 
@@ -21,16 +18,8 @@ from mrpc_task import errors
 # Where a TF2 checkpoint keeps its object graph: it maps checkpoint keys to variable names.
 _OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
 
-CACHE_ENV = 'MRPC_TASK_CACHE'
-
-
 class CheckpointMismatchError(errors.InputError, ValueError):
   """The checkpoint and the encoder config disagree; the message lists the differences."""
-
-
-def cache_dir() -> str:
-  """Where converted checkpoints live: $MRPC_TASK_CACHE, else ~/.cache/mrpc_task."""
-  return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'mrpc_task')
 
 
 class CheckpointReadError(errors.InputError):
@@ -145,44 +134,6 @@ def _describe_mismatch(checkpoint_prefix: str, encoder: tf.Module, key: str) -> 
   if shapes:
     problems.append(f'shape mismatches ({len(shapes)}): ' + ', '.join(shapes))
   return problems
-
-
-def converted_hf_checkpoint(hf_dir: str) -> str:
-  """Converts a Hugging Face BERT folder once; later calls reuse the cached conversion.
-
-  The cache key is a hash of config.json and model.safetensors, so a changed model converts
-  again. Conversion writes to a temporary folder renamed into place, so an interrupted run
-  never leaves a half-written cache entry.
-
-  Args:
-    hf_dir: folder with config.json and model.safetensors.
-
-  Returns:
-    The prefix of the converted encoder checkpoint.
-  """
-  from mrpc_task import checkpoint_conversion  # pylint: disable=g-import-not-at-top
-  digest = hashlib.sha256()
-  for name in ('config.json', 'model.safetensors'):
-    path = os.path.join(hf_dir, name)
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'task.init_from_hf={hf_dir!r}: {name} is missing')
-    with open(path, 'rb') as f:
-      for block in iter(lambda: f.read(1 << 20), b''):
-        digest.update(block)
-  target = os.path.join(cache_dir(), 'hf-' + digest.hexdigest()[:16])
-  if not os.path.exists(os.path.join(target, 'encoder.index')):
-    os.makedirs(cache_dir(), exist_ok=True)
-    staging = tempfile.mkdtemp(dir=cache_dir(), prefix='.converting-')
-    try:
-      checkpoint_conversion.convert_hf(hf_dir, staging)
-      try:
-        os.rename(staging, target)
-      except OSError:  # Another process finished first; keep its copy.
-        pass
-    finally:
-      shutil.rmtree(staging, ignore_errors=True)
-    logging.info('Converted %s into %s', hf_dir, target)
-  return os.path.join(target, 'encoder')
 
 
 # Encoder settings that change how a model runs, not what its weights mean: a checkpoint

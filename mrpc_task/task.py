@@ -20,6 +20,7 @@ from mrpc_task import fast_dropout
 from mrpc_task import layer_decay
 from mrpc_task import metrics as metrics_lib
 from mrpc_task import modeling
+from mrpc_task import conversion_cache
 from mrpc_task import pretrained
 from mrpc_task import tokenization
 
@@ -73,7 +74,7 @@ class SentencePairTask(base_task.Task):
     """Restores the pretrained encoder; Orbit calls this only when model_dir has no checkpoint."""
     config = self.task_config
     if config.init_from_hf:
-      prefix = pretrained.converted_hf_checkpoint(config.init_from_hf)
+      prefix = conversion_cache.converted_hf_checkpoint(config.init_from_hf)
       pretrained.check_encoder_config(prefix, config.model.encoder.get().as_dict())
       pretrained.restore_encoder(model.checkpoint_items['encoder'], prefix, 'task.init_from_hf')
     elif config.init_checkpoint:

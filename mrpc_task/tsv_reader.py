@@ -16,7 +16,7 @@ import tensorflow as tf
 from mrpc_task import errors
 
 _BOM = '\ufeff'
-_MAX_REPORTED = 5
+_MAX_REPORTED = 5  # Skipped rows named in a warning; the rest are counted.
 
 
 class TsvFormatError(errors.InputError, ValueError):
@@ -192,12 +192,28 @@ def _decode(line: bytes, path: str, line_number: int) -> str:
         f'{line[e.start:e.start + 8]!r}; {_encoding_hint(line)}') from None
 
 
+class SkipLog:
+  """Bad rows seen while streaming: a count and the first few messages (constant memory)."""
+
+  def __init__(self, keep: int = _MAX_REPORTED):
+    self.count, self.keep, self.messages = 0, keep, []
+
+  def add(self, message: str):
+    self.count += 1
+    if len(self.messages) < self.keep:
+      self.messages.append(message)
+
+  def __str__(self):
+    more = self.count - len(self.messages)
+    return ', '.join(self.messages) + (f', and {more} more' if more > 0 else '')
+
+
 def _report(path: str, pairs: SentencePairs):
   if pairs.skipped:
-    shown = ', '.join(pairs.skipped[:_MAX_REPORTED])
-    more = len(pairs.skipped) - _MAX_REPORTED
-    logging.warning('%s: skipped %d rows: %s%s', path, len(pairs.skipped), shown,
-                    f', and {more} more' if more > 0 else '')
+    skipped = SkipLog()
+    for message in pairs.skipped:
+      skipped.add(message)
+    logging.warning('%s: skipped %d rows: %s', path, skipped.count, skipped)
   if pairs.duplicates:
     logging.warning('%s: %d rows repeat an earlier row; they are kept', path, pairs.duplicates)
   logging.info('%s: read %d sentence pairs', path, len(pairs))

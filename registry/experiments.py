@@ -63,12 +63,15 @@ def minilm_encoder() -> encoders.EncoderConfig:
           hidden_activation=activations.EXACT_GELU))
 
 
-def tiny_encoder() -> encoders.EncoderConfig:
-  """A random 2-layer, hidden-32 encoder with the full vocab: smoke runs and tests."""
-  return encoders.EncoderConfig(
-      type='bert',
-      bert=encoders.BertEncoderConfig(
-          hidden_size=32, num_layers=2, num_attention_heads=2, intermediate_size=64))
+def tiny_encoder(**bert_overrides) -> encoders.EncoderConfig:
+  """A random 2-layer, hidden-32 encoder with the full vocab: smoke runs and tests.
+
+  Args:
+    **bert_overrides: `BertEncoderConfig` fields to change (tests shrink the vocab, ...).
+  """
+  fields = dict(hidden_size=32, num_layers=2, num_attention_heads=2, intermediate_size=64)
+  fields.update(bert_overrides)
+  return encoders.EncoderConfig(type='bert', bert=encoders.BertEncoderConfig(**fields))
 
 
 def bert_base_recipe(epochs: float) -> dict:

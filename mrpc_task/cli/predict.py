@@ -62,6 +62,7 @@ def _load(export_dir: str):
 
 def main(_):
   from mrpc_task import predict  # pylint: disable=g-import-not-at-top
+  from mrpc_task import tsv_reader  # pylint: disable=g-import-not-at-top
 
   columns = predict.Columns(FLAGS.sentence1_column, FLAGS.sentence2_column, FLAGS.label_column)
   to_stdout = FLAGS.output in ('', '-')
@@ -73,7 +74,7 @@ def main(_):
                                   folder=False)
   predict.check_input(FLAGS.input)
   serve, classes = _load(FLAGS.export_dir)
-  skipped = predict.SkipLog()
+  skipped = tsv_reader.SkipLog()
   with contextlib.ExitStack() as stack:
     lines, name = predict.open_input(FLAGS.input)
     if FLAGS.input != '-':
