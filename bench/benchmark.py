@@ -12,59 +12,20 @@ measures one-pair latency and batch-64 throughput. The last line printed is
 
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
-import time
 
 from absl import app
 from absl import flags
+
+import measure
 
 flags.DEFINE_string('output_dir', 'runs/bench', 'Where runs, exports and results go.')
 flags.DEFINE_integer('seeds', 3, 'Training runs per system (seeds 0..N-1).')
 flags.DEFINE_integer('train_steps', 0, 'Override the recipe length (0: the full recipe).')
 flags.DEFINE_list('systems', ['stock', 'ours'], 'Which systems to train.')
 FLAGS = flags.FLAGS
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-# Our progress lines (printed for any experiment run through `tfm train_experiment`) give
-# examples/s per loop to 0.1; Orbit's own lines round steps/s to 0.1 (~5% at 2 steps/s).
-PROGRESS_RE = re.compile(r'^progress \| step (\d+)/\d+ \(\d+%\) \| ([\d.]+) examples/s', re.M)
-
-
-def run_measured(args, log_path, env=None):
-  """Runs a command, logging to a file; returns (wall seconds, peak RSS in MiB)."""
-  start = time.time()
-  with open(log_path, 'w') as log:
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                               env=env or os.environ.copy())
-    _, status, usage = os.wait4(process.pid, 0)
-  wall = time.time() - start
-  if os.waitstatus_to_exitcode(status) != 0:
-    raise RuntimeError(f'{args[:3]} failed; see {log_path}')
-  return wall, usage.ru_maxrss / 1024
-
-
-def eval_scalars(model_dir):
-  """{step: {tag: value}} of the validation summaries (`tfm report`'s reader)."""
-  from mrpc_task import report  # pylint: disable=g-import-not-at-top
-  values = {}
-  for tag, points in report.read_scalars(os.path.join(model_dir, 'validation')).items():
-    for step, value in points:
-      values.setdefault(step, {})[tag] = value
-  return values
-
-
-def steady_examples_per_second(log_path):
-  """Median training examples/s over the loops after the first (tracing, compiling)."""
-  with open(log_path) as f:
-    rates = [float(rate) for _, rate in PROGRESS_RE.findall(f.read())]
-  if len(rates) < 2:
-    raise RuntimeError(f'{log_path}: too few training loops to measure')
-  return statistics.median(rates[1:])
-
 
 def recipe():
   """Our default experiment config: the recipe both systems follow."""
@@ -124,15 +85,16 @@ def train(system, seed, params, records, checkpoint):
     experiment, override = 'bert_mrpc_minilm', ours_override(params, seed)
     accuracy_tag = 'accuracy'
   log = model_dir + '.log'
-  wall, rss = run_measured(
-      [f'{BIN}/tfm', 'train_experiment', f'--experiment={experiment}', '--mode=train_and_eval',
-       f'--model_dir={model_dir}', f'--params_override={json.dumps(override)}'], log)
-  evals = eval_scalars(model_dir)
+  wall, rss = measure.run_measured(
+      [f'{measure.BIN}/tfm', 'train_experiment', f'--experiment={experiment}',
+       '--mode=train_and_eval', f'--model_dir={model_dir}',
+       f'--params_override={json.dumps(override)}'], log)
+  evals = measure.eval_scalars(model_dir)
   final = evals[max(evals)]
   result = {
       'system': system, 'seed': seed, 'model_dir': model_dir, 'wall_s': round(wall, 1),
       'peak_rss_mib': round(rss), 'accuracy': final[accuracy_tag], 'f1': final['f1'],
-      'train_examples_per_s': round(steady_examples_per_second(log), 2),
+      'train_examples_per_s': round(measure.steady_examples_per_second(log), 2),
   }
   print(json.dumps(result), flush=True)
   return result
@@ -176,13 +138,13 @@ def measure_exports(model_dir):
       ('tutorial_style', ['--trim_padding=false',
                           '--params_override=task.model.encoder.bert.output_range=null'])):
     export_dir = os.path.join(FLAGS.output_dir, f'export-{name}')
-    run_measured([f'{BIN}/tfm', 'export', '--experiment=bert_mrpc_minilm',
+    measure.run_measured([f'{measure.BIN}/tfm', 'export', '--experiment=bert_mrpc_minilm',
                   f'--model_dir={model_dir}', f'--export_dir={export_dir}', '--overwrite',
                   f'--checkpoint_path={model_dir}'] + flags_of_style,
                  export_dir + '.log')
-    probe = subprocess.run([sys.executable, '-c', SERVING_PROBE, export_dir, REPO,
+    probe = subprocess.run([sys.executable, '-c', SERVING_PROBE, export_dir, measure.REPO,
                             os.environ['MRPC_DATA_DIR']], capture_output=True, text=True,
-                           check=True, cwd=REPO)
+                           check=True, cwd=measure.REPO)
     results[name] = json.loads(probe.stdout.strip().splitlines()[-1])
     print(name, json.dumps(results[name]), flush=True)
   return results
@@ -199,10 +161,10 @@ def main(_):
   params = recipe()
   checkpoint = conversion_cache.converted_hf_checkpoint(experiments.minilm_dir())
   records = os.path.join(FLAGS.output_dir, 'stock_tfrecords')
-  run_measured([sys.executable, os.path.join(REPO, 'bench', 'stock_tfrecords.py'),
-                f'--data_dir={os.environ["MRPC_DATA_DIR"]}',
-                f'--vocab_file={params.task.train_data.vocab_file}',
-                f'--output_dir={records}'], records + '.log')
+  measure.run_measured([sys.executable, os.path.join(measure.REPO, 'bench', 'stock_tfrecords.py'),
+                        f'--data_dir={os.environ["MRPC_DATA_DIR"]}',
+                        f'--vocab_file={params.task.train_data.vocab_file}',
+                        f'--output_dir={records}'], records + '.log')
   rows = [train(system, seed, params, records, checkpoint)
           for seed in range(FLAGS.seeds) for system in FLAGS.systems]
   serving = measure_exports(next(r['model_dir'] for r in rows if r['system'] == 'ours'))

@@ -6,16 +6,18 @@ for every row, gradient or not) in about ten separate element-wise ops over the 
 scatter-adds. Scattering the slices into a dense gradient once and calling the fused
 `ResourceApplyAdam` kernel computes the same update in one pass: on MiniLM that is the largest
 variable, half of all parameters. The result is the same Adam step, up to float rounding.
+It reroutes one private Keras method (`keras_private.set_sparse_apply`); docs/PERFORMANCE.md
+has its wall-clock A/B.
 """
 
 import tensorflow as tf
-import tf_keras
 
+from mrpc_task import keras_private
 from mrpc_task import layer_decay
 
 
-def apply_sparse_as_dense(optimizer: tf_keras.optimizers.legacy.Optimizer
-                          ) -> tf_keras.optimizers.legacy.Optimizer:
+def apply_sparse_as_dense(optimizer: keras_private.LegacyOptimizer
+                          ) -> keras_private.LegacyOptimizer:
   """Makes `optimizer` densify IndexedSlices gradients before applying them; returns it.
 
   Raises:
@@ -23,14 +25,16 @@ def apply_sparse_as_dense(optimizer: tf_keras.optimizers.legacy.Optimizer
       optimizer.
   """
   inner = layer_decay.innermost(optimizer)
-  if not isinstance(inner, tf_keras.optimizers.legacy.Optimizer):
+  if not isinstance(inner, keras_private.LegacyOptimizer):
     raise ValueError('task.dense_embedding_updates needs a legacy Keras optimizer; got '
                      f'{type(inner).__name__}')
 
   # `apply_state` spelled out: Keras inspects this signature to decide whether to pass it.
   def apply_sparse_duplicate_indices(grad, var, indices, apply_state=None):
     dense = tf.math.unsorted_segment_sum(grad, indices, num_segments=tf.shape(var)[0])
-    return inner._resource_apply_dense(dense, var, apply_state=apply_state)  # pylint: disable=protected-access
+    # Looked up at each call: layer decay may have wrapped the dense apply meanwhile.
+    apply_dense, _ = keras_private.apply_methods(inner)
+    return apply_dense(dense, var, apply_state=apply_state)
 
-  inner._resource_apply_sparse_duplicate_indices = apply_sparse_duplicate_indices  # pylint: disable=protected-access
+  keras_private.set_sparse_apply(inner, apply_sparse_duplicate_indices)
   return optimizer

@@ -52,8 +52,11 @@ class FastDropout(tf_keras.layers.Dropout):
       return tf.identity(inputs)
     if training is None:
       training = tf_keras.backend.learning_phase()
-    return tf.__internal__.smart_cond.smart_cond(
-        training, lambda: dropout(inputs, self.rate), lambda: tf.identity(inputs))
+    known = tf.get_static_value(training)
+    if known is not None:  # A Python or constant flag picks the branch while tracing.
+      return dropout(inputs, self.rate) if known else tf.identity(inputs)
+    return tf.cond(tf.cast(training, tf.bool), lambda: dropout(inputs, self.rate),
+                   lambda: tf.identity(inputs))
 
 
 def use_fast_dropout(model: tf_keras.layers.Layer) -> int:
@@ -66,7 +69,7 @@ def use_fast_dropout(model: tf_keras.layers.Layer) -> int:
     How many layers were changed.
   """
   changed = 0
-  for layer in [model, *model._flatten_layers(include_self=False)]:  # pylint: disable=protected-access
+  for layer in [model, *model.submodules]:
     if type(layer) is tf_keras.layers.Dropout:  # pylint: disable=unidiomatic-typecheck
       layer.__class__ = FastDropout
       changed += 1

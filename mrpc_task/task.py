@@ -68,7 +68,12 @@ class SentencePairTask(base_task.Task):
             stddev=model_config.encoder.get().initializer_range))
     if model_config.fast_dropout:
       fast_dropout.use_fast_dropout(model)
+    layer_decay.check_layers([v.name for v in model.trainable_variables],
+                             num_layers=self._num_layers(), decay=self.task_config.layer_decay)
     return model
+
+  def _num_layers(self) -> int:
+    return getattr(self.task_config.model.encoder.get(), 'num_layers', 0)
 
   def initialize(self, model: tf_keras.Model):
     """Restores the pretrained encoder; Orbit calls this only when model_dir has no checkpoint."""
@@ -83,10 +88,8 @@ class SentencePairTask(base_task.Task):
   def create_optimizer(self, optimizer_config, runtime_config=None, dp_config=None):
     """Model Garden's optimizer, with `task.layer_decay` and `dense_embedding_updates`."""
     optimizer = super().create_optimizer(optimizer_config, runtime_config, dp_config)
-    encoder = self.task_config.model.encoder.get()
     optimizer = layer_decay.apply_layer_decay(
-        optimizer, num_layers=getattr(encoder, 'num_layers', 0),
-        decay=self.task_config.layer_decay)
+        optimizer, num_layers=self._num_layers(), decay=self.task_config.layer_decay)
     if self.task_config.dense_embedding_updates:
       optimizer = dense_updates.apply_sparse_as_dense(optimizer)
     return optimizer

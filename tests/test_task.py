@@ -181,6 +181,34 @@ def test_layer_decay_scales_each_variables_step_by_its_depth(monkeypatch):
   assert layer_decay.rate_factor('pooler_transform/kernel:0', 2, 0.5) == 1.0
 
 
+def test_layer_decay_names_the_layers_it_found(monkeypatch):
+  from mrpc_task import layer_decay  # pylint: disable=g-import-not-at-top
+  params = tiny_experiment(monkeypatch)
+  params.task.layer_decay = 0.5
+  _, model = _task_and_model(params)
+  assert layer_decay.check_layers([v.name for v in model.trainable_variables], 2, 0.5) == (
+      'layer decay 0.5: embeddings: 5 variables x0.125, layer_0: 16 x0.25, layer_1: 16 x0.5, '
+      'head: 4 x1')
+
+
+def test_layer_decay_refuses_an_encoder_whose_layers_it_cannot_find(monkeypatch):
+  """ALBERT shares one set of layer weights, named without a layer index: decay per layer
+  has nothing to scale, so building the model fails, naming the key, instead of training
+  without decay."""
+  from mrpc_task import layer_decay  # pylint: disable=g-import-not-at-top
+  albert = encoders.EncoderConfig(type='albert', albert=encoders.AlbertEncoderConfig(
+      vocab_size=41, embedding_width=16, hidden_size=32, num_layers=2, num_attention_heads=2,
+      intermediate_size=64, max_position_embeddings=64))
+  params = tiny_experiment(monkeypatch, encoder=albert)
+  params.task.layer_decay = 0.5
+  with pytest.raises(layer_decay.LayerDecayError,
+                     match=r'task.layer_decay=0.5: expected transformer layers 0..1 .* found '
+                           r'none among \d+ variables; set task.layer_decay=1.0'):
+    _task_and_model(params)
+  params.task.layer_decay = 1.0
+  _task_and_model(params)  # Without decay the same encoder builds.
+
+
 def test_dense_embedding_updates_take_the_same_adam_steps(monkeypatch):
   """Densified embedding gradients (fused Adam) end 3 steps with the sparse path's weights."""
   params = tiny_experiment(monkeypatch, warmup_fraction=0.0, learning_rate=1e-2)

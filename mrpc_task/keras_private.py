@@ -1,0 +1,65 @@
+"""Every private Keras API mrpc_task uses, in one place, each with why.
+
+Model Garden's optimizers are legacy Keras optimizers, and two features need to reach inside
+them, on one optimizer instance at a time (the class is never touched):
+- layer decay (`layer_decay.py`): a legacy optimizer applies one learning rate to every
+  variable and has no public hook for a per-variable one (scaling gradients instead does
+  nothing under Adam, whose step ignores a gradient's scale). The rate reaches each
+  variable's update through two per-variable apply methods and the `apply_state`
+  coefficients they read, so layer decay wraps those methods.
+- dense embedding updates (`dense_updates.py`): an `IndexedSlices` gradient goes through one
+  method, which they replace with "scatter into a dense gradient, then the dense apply".
+
+tests/test_keras_private.py checks each API below for what this module relies on, so an
+upgrade of tf-keras that changes one fails there, by name, instead of silently training
+every layer at the same rate or taking another path.
+"""
+
+from typing import Callable, Dict, Tuple
+
+import tf_keras
+
+LegacyOptimizer = tf_keras.optimizers.legacy.Optimizer
+ApplyDense = Callable[..., object]  # (grad, var, apply_state=None) -> update op
+ApplySparse = Callable[..., object]  # (grad, var, indices, apply_state=None) -> update op
+
+
+def wrapped_optimizer(optimizer):
+  """The optimizer inside a wrapper, or None.
+
+  `inner_optimizer` is public (mixed-precision `LossScaleOptimizer`); `_optimizer` is private:
+  Model Garden's `ExponentialMovingAverage` keeps the optimizer it wraps there and offers no
+  public accessor.
+  """
+  for attribute in ('_optimizer', 'inner_optimizer'):
+    inner = getattr(optimizer, attribute, None)
+    if inner is not None and inner is not optimizer:
+      return inner
+  return None
+
+
+def apply_methods(optimizer: LegacyOptimizer) -> Tuple[ApplyDense, ApplySparse]:
+  """`_resource_apply_dense` and `_resource_apply_sparse`: where one variable's update is
+  computed from its gradient and `apply_state[(device, dtype)]` (its `lr_t` / `lr`)."""
+  # pylint: disable=protected-access
+  return optimizer._resource_apply_dense, optimizer._resource_apply_sparse
+
+
+def set_apply_methods(optimizer: LegacyOptimizer, dense: ApplyDense, sparse: ApplySparse):
+  """Makes this optimizer instance (not its class) update variables through `dense` and
+  `sparse`. Keras passes `apply_state` only to functions that declare that parameter."""
+  optimizer._resource_apply_dense = dense  # pylint: disable=protected-access
+  optimizer._resource_apply_sparse = sparse  # pylint: disable=protected-access
+
+
+def fallback_apply_state(optimizer: LegacyOptimizer, var_device, var_dtype) -> Dict[str, object]:
+  """`_fallback_apply_state`: the coefficients Keras computes itself when `apply_state` has
+  no entry for a (device, dtype), as when it is called outside `apply_gradients`."""
+  return optimizer._fallback_apply_state(var_device, var_dtype)  # pylint: disable=protected-access
+
+
+def set_sparse_apply(optimizer: LegacyOptimizer, apply_sparse: ApplySparse):
+  """Makes this optimizer instance send `IndexedSlices` gradients (whose rows may repeat) to
+  `apply_sparse` (Keras' `_resource_apply_sparse_duplicate_indices`, which by default sums
+  the repeated rows and calls `_resource_apply_sparse`)."""
+  optimizer._resource_apply_sparse_duplicate_indices = apply_sparse  # pylint: disable=protected-access
