@@ -25,8 +25,9 @@ def run(case, *, reruns_after_crash: int = 0) -> None:
   """Runs the module-level function `case` in a 2-CPU child; fails with its output if it fails.
 
   Any assertion or exception in the case fails the test. A child killed by a signal fails it
-  too, unless the caller allows `reruns_after_crash` new runs (docs/PERFORMANCE.md, "Mirrored
-  training crashes"): each one is recorded in RERUNS and printed at the end of the pytest run.
+  too, unless the caller allows `reruns_after_crash` new runs (README, "mirrored training":
+  a heap corruption seen there now and then, cause not found); each one is recorded in RERUNS and
+  printed at the end of the pytest run.
   """
   from tests.conftest import child_env  # pylint: disable=g-import-not-at-top
   path = os.path.relpath(sys.modules[case.__module__].__file__, REPO_ROOT)
