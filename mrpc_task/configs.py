@@ -247,7 +247,7 @@ class SentencePairTaskConfig(cfg.TaskConfig):
     """Cross-field rules of the task and both data configs."""
     if self.init_checkpoint and self.init_from_hf:
       _fail(f'{prefix}.init_from_hf', self.init_from_hf,
-            f'set at most one of init_checkpoint and init_from_hf')
+            'set at most one of init_checkpoint and init_from_hf')
     num_classes = self.model.num_classes
     if not 0.0 < self.layer_decay <= 1.0:
       _fail(f'{prefix}.layer_decay', self.layer_decay, 'must be in (0, 1]')
