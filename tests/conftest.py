@@ -160,10 +160,41 @@ def exported(trained):
   return export_dir
 
 
+# Session fixtures around one tiny training run (38 s to train and export).
+_SHARED_RUN_FIXTURES = frozenset({'training_run', 'trained', 'exported'})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+  """For `pytest -n 2 --dist loadgroup` (.ci/run): the tests that read the one tiny training
+  run share an xdist group, so one worker trains it once; slow tests come first, so the
+  longest ones start early and neither worker is left alone with a long tail."""
+  for item in items:
+    if _SHARED_RUN_FIXTURES & set(item.fixturenames):
+      item.add_marker(pytest.mark.xdist_group('training_run'))
+  items.sort(key=lambda item: item.get_closest_marker('slow') is None)  # Stable.
+
+
+_RERUN_PROPERTY = 'crashed_2cpu_child_rerun'
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+  """Moves the 2-CPU reruns of this test onto its report, which pytest-xdist sends from the
+  worker to the process that prints the summary."""
+  del item, call
+  outcome = yield
+  from tests import two_cpus  # pylint: disable=g-import-not-at-top
+  report = outcome.get_result()
+  while two_cpus.RERUNS:
+    report.user_properties.append((_RERUN_PROPERTY, two_cpus.RERUNS.pop(0)))
+
+
 def pytest_terminal_summary(terminalreporter):
   """Every 2-CPU child run again after a crash, so that no rerun passes unseen."""
-  from tests import two_cpus  # pylint: disable=g-import-not-at-top
-  if two_cpus.RERUNS:
-    terminalreporter.section(f'{len(two_cpus.RERUNS)} crashed 2-CPU children run again')
-    for rerun in two_cpus.RERUNS:
+  reruns = [value for reports in terminalreporter.stats.values() for report in reports
+            for key, value in getattr(report, 'user_properties', ()) if key == _RERUN_PROPERTY]
+  if reruns:
+    terminalreporter.section(f'{len(reruns)} crashed 2-CPU children run again')
+    for rerun in reruns:
       terminalreporter.write_line(rerun)

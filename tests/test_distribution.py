@@ -56,6 +56,7 @@ def _mirrored_training_case():
     np.testing.assert_allclose(a, b, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_mirrored_two_devices_follow_the_single_device_loss_trajectory():
   """Global batch 8 on 1 device or as 2 x 4 on 2 replicas: the same losses, step by step."""
   two_cpus.run(_mirrored_training_case, reruns_after_crash=2)
@@ -74,6 +75,7 @@ def _mirrored_evaluation_case():
   assert got['validation_loss'] == pytest.approx(want['validation_loss'], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_mirrored_evaluation_scores_the_whole_set():
   """20 dev rows in batches of 8 (last one 4, split 2+2): the same scores as one device."""
   two_cpus.run(_mirrored_evaluation_case)
