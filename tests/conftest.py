@@ -136,9 +136,26 @@ def scalars(event_dir):
   return {tag: dict(points) for tag, points in report.read_scalars(event_dir).items()}
 
 
+def _build_once_per_run(tmp_path_factory, name):
+  """Fails if another pytest-xdist worker of this run already built the session fixture
+  `name`: its tests are meant to share one xdist group (see pytest_collection_modifyitems)."""
+  if not os.environ.get('PYTEST_XDIST_WORKER'):
+    return
+  claim = tmp_path_factory.getbasetemp().parent / f'{name}.built'  # Shared by the workers.
+  try:
+    os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    return
+  except FileExistsError:
+    pass
+  pytest.fail(f'the session fixture {name!r} was built by two xdist workers: --dist '
+              'loadgroup did not keep its tests together (pytest-dev/pytest-xdist#1386 with '
+              'pytest 9.2); install the pytest that setup.cfg pins', pytrace=False)
+
+
 @pytest.fixture(scope='session')
 def training_run(tmp_path_factory):
   """`tfm train_experiment`: a 6-step train_and_eval run of bert_mrpc_tiny (dir and stdout)."""
+  _build_once_per_run(tmp_path_factory, 'training_run')
   model_dir = str(tmp_path_factory.mktemp('model'))
   result = run_tfm([TFM, 'train_experiment', '--experiment=bert_mrpc_tiny',
                     '--mode=train_and_eval', f'--model_dir={model_dir}',
