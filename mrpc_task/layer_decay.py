@@ -61,9 +61,9 @@ def check_layers(variable_names: Iterable[str], num_layers: int, decay: float) -
       encoder that names its variables otherwise would train every variable at the head's
       rate: no decay at all, silently).
   """
-  names = list(variable_names)
   if decay == 1.0:
     return 'layer decay off'
+  names = list(variable_names)
   found = sorted({int(m.group(1)) for m in map(_LAYER.search, names) if m})
   if found != list(range(num_layers)):
     raise LayerDecayError(

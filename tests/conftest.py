@@ -177,17 +177,13 @@ def exported(trained):
   return export_dir
 
 
-# Session fixtures around one tiny training run (38 s to train and export).
-_SHARED_RUN_FIXTURES = frozenset({'training_run', 'trained', 'exported'})
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
   """For `pytest -n 2 --dist loadgroup` (.ci/run): the tests that read the one tiny training
   run share an xdist group, so one worker trains it once; slow tests come first, so the
   longest ones start early and neither worker is left alone with a long tail."""
   for item in items:
-    if _SHARED_RUN_FIXTURES & set(item.fixturenames):
+    if 'training_run' in item.fixturenames:  # `trained` and `exported` depend on it.
       item.add_marker(pytest.mark.xdist_group('training_run'))
   items.sort(key=lambda item: item.get_closest_marker('slow') is None)  # Stable.
 
