@@ -23,6 +23,8 @@ PADDINGS = ('static', 'trimmed', 'bucketed')
 TSV_SPLITS = ('train', 'dev', 'test')
 BAD_ROW_POLICIES = ('error', 'skip')
 POOLINGS = ('pooler', 'cls', 'mean')
+SELECTION_PARTS = ('', 'exclude', 'only')
+PAIR_ORDERS = ('as_is', 'both', 'random')
 
 
 class ConfigError(errors.InputError, ValueError):
@@ -139,6 +141,17 @@ class SentencePairDataConfig(cfg.DataConfig):
   label_vocabulary: List[str] = dataclasses.field(default_factory=lambda: ['0', '1'])
   # `error` fails on the first bad row with file:line; `skip` drops bad rows and logs them.
   on_bad_rows: str = 'error'
+  # The selection split (mrpc_task/selection.py): a fixed, label-stratified share of the
+  # source held out for choosing recipes. '' reads every pair; `exclude` every pair but
+  # those; `only` just those (registry/templates/selection.yaml trains on `exclude` and
+  # evaluates on `only` of the training file).
+  selection_split: str = ''
+  # 15% of MRPC train is 550 pairs, more than dev's 408, and leaves 3,118 to train on.
+  selection_fraction: float = 0.15
+  # Training only, for tasks whose label ignores the order of the two sentences
+  # (task.symmetric_pairs): `both` reads each pair in both orders (an epoch is twice as
+  # long), `random` one order per pair, drawn anew each epoch; `as_is` keeps the file's.
+  pair_order: str = 'as_is'
   # WordPiece vocab of the encoder; lower-case for uncased models.
   vocab_file: str = ''
   lower_case: bool = True
@@ -173,6 +186,16 @@ class SentencePairDataConfig(cfg.DataConfig):
       _fail(f'{prefix}.tfds_name', self.tfds_name, 'is required when source=tfds')
     if self.source == 'tfrecord' and not self.input_path:
       _fail(f'{prefix}.input_path', self.input_path, 'is required when source=tfrecord')
+    if self.selection_split not in SELECTION_PARTS:
+      _fail(f'{prefix}.selection_split', self.selection_split,
+            f"must be one of {SELECTION_PARTS} ('' = all pairs)")
+    if self.selection_split and not 0.0 < self.selection_fraction < 1.0:
+      _fail(f'{prefix}.selection_fraction', self.selection_fraction, 'must be in (0, 1)')
+    if self.pair_order not in PAIR_ORDERS:
+      _fail(f'{prefix}.pair_order', self.pair_order, f'must be one of {PAIR_ORDERS}')
+    if self.pair_order != 'as_is' and not self.is_training:
+      _fail(f'{prefix}.pair_order', self.pair_order,
+            'only training data can change the order of pairs: use as_is')
     if self.on_bad_rows not in BAD_ROW_POLICIES:
       _fail(f'{prefix}.on_bad_rows', self.on_bad_rows, f'must be one of {BAD_ROW_POLICIES}')
     if not self.vocab_file:
@@ -226,6 +249,10 @@ class SentencePairTaskConfig(cfg.TaskConfig):
       default_factory=lambda: ['not_equivalent', 'equivalent'])
   # The class F1 is computed for (MRPC: 1 = equivalent).
   positive_class_id: int = 1
+  # Whether a pair's label ignores which sentence comes first (MRPC, QQP: yes; RTE, whose
+  # hypothesis follows its premise: no). Only then may training read both orders
+  # (train_data.pair_order) or an export average them.
+  symmetric_pairs: bool = False
   # Learning-rate factor per encoder layer, counted down from the head (1.0 = off): layer k of
   # L trains at rate * layer_decay**(L - k), the embeddings at rate * layer_decay**(L + 1).
   layer_decay: float = 1.0
@@ -269,6 +296,10 @@ class SentencePairTaskConfig(cfg.TaskConfig):
             'pooling=mean averages every token, but the last layer would compute only the '
             'first output_range of them: set it to null')
     max_positions = getattr(encoder, 'max_position_embeddings', None)
+    if self.train_data.pair_order != 'as_is' and not self.symmetric_pairs:
+      _fail(f'{prefix}.train_data.pair_order', self.train_data.pair_order,
+            f'needs {prefix}.symmetric_pairs=true, and only tasks whose label ignores the '
+            'order of the sentences may set it (MRPC, QQP; not RTE)')
     for name in ('train_data', 'validation_data'):
       data = getattr(self, name)
       data.validate(f'{prefix}.{name}')

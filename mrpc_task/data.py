@@ -1,7 +1,9 @@
 """The input pipeline: a source of sentence pairs -> packed BERT inputs, batched.
 
-read (TSV / TFDS / TFRecord) -> shard per input pipeline -> tokenize + pack -> cache ->
-shuffle + repeat (training) -> batch (static, or bucketed by length and trimmed) -> prefetch.
+read (TSV / TFDS / TFRecord) -> keep one side of the selection split (if asked) -> shard per
+input pipeline -> tokenize + pack (each pair in both orders, if asked) -> cache -> shuffle +
+repeat (training) -> one order per pair (`random` order) -> batch (static, or bucketed by
+length and trimmed) -> prefetch.
 
 Pure functions of a `SentencePairDataConfig`; nothing here knows about the Task or the model.
 """
@@ -13,6 +15,7 @@ import tensorflow as tf
 
 from mrpc_task import configs
 from mrpc_task import errors
+from mrpc_task import selection
 from mrpc_task import tokenization
 from mrpc_task import tsv_reader
 
@@ -177,6 +180,41 @@ def encode_pairs(pairs: tf.data.Dataset,
           .unbatch())
 
 
+def _swapped(pair):
+  return dict(pair, sentence1=pair['sentence2'], sentence2=pair['sentence1'])
+
+
+def both_orders(pairs: tf.data.Dataset) -> tf.data.Dataset:
+  """Each pair, then the same pair with its sentences swapped."""
+
+  def interleave(batch):
+    first, second = batch['sentence1'], batch['sentence2']
+    return {'sentence1': tf.reshape(tf.stack([first, second], axis=1), [-1]),
+            'sentence2': tf.reshape(tf.stack([second, first], axis=1), [-1]),
+            'label': tf.repeat(batch['label'], 2)}
+
+  return pairs.batch(_TOKENIZE_BATCH).map(interleave).unbatch()
+
+
+def encode_both_orders(pairs: tf.data.Dataset,
+                       preprocessor: tokenization.SentencePairPreprocessor) -> tf.data.Dataset:
+  """Pair dicts -> unbatched ((features, label), (swapped features, label))."""
+  return tf.data.Dataset.zip(encode_pairs(pairs, preprocessor),
+                             encode_pairs(pairs.map(_swapped), preprocessor))
+
+
+def pick_random_order(examples: tf.data.Dataset, seed: Optional[int]) -> tf.data.Dataset:
+  """One of each example's two orders, drawn anew at every pass (seeded by `seed`)."""
+
+  def pick(coin, both):
+    (features, label), (swapped, _) = both
+    keep = tf.equal(coin % 2, 0)
+    return tf.nest.map_structure(lambda a, b: tf.where(keep, a, b), features, swapped), label
+
+  return tf.data.Dataset.zip(tf.data.Dataset.random(seed=seed), examples).map(
+      pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def batch_examples(examples: tf.data.Dataset, params: configs.SentencePairDataConfig,
                    batch_size: int) -> tf.data.Dataset:
   """Batches packed examples: [batch, seq_length], or trimmed to the longest (after bucketing)."""
@@ -221,7 +259,8 @@ def build_dataset(params: configs.SentencePairDataConfig,
     preprocessor = tokenization.SentencePairPreprocessor(
         vocab_file=params.vocab_file, lower_case=params.lower_case,
         seq_length=params.seq_length)
-  pairs = read_pairs(params)
+  pairs = selection.carve(read_pairs(params), part=params.selection_split,
+                          fraction=params.selection_fraction)
   batch_size = params.global_batch_size
   if input_context:
     replicas = input_context.num_replicas_in_sync
@@ -232,12 +271,19 @@ def build_dataset(params: configs.SentencePairDataConfig,
     batch_size = input_context.get_per_replica_batch_size(batch_size)
     if input_context.num_input_pipelines > 1:
       pairs = pairs.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-  examples = encode_pairs(pairs, preprocessor)
+  if params.pair_order == 'both':
+    pairs = both_orders(pairs)
+  if params.pair_order == 'random':
+    examples = encode_both_orders(pairs, preprocessor)
+  else:
+    examples = encode_pairs(pairs, preprocessor)
   if params.cache:
     examples = examples.cache()
   if params.is_training:
     examples = examples.shuffle(
         params.shuffle_buffer_size, seed=params.seed, reshuffle_each_iteration=True).repeat()
+  if params.pair_order == 'random':
+    examples = pick_random_order(examples, params.seed)
   dataset = batch_examples(examples, params, batch_size)
   options = tf.data.Options()
   options.deterministic = True

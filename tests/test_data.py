@@ -9,6 +9,7 @@ import tensorflow as tf
 from mrpc_task import configs
 from mrpc_task import data
 from mrpc_task import tsv_reader
+from registry import experiments
 from tests.conftest import FIXTURE_MRPC, FIXTURE_VOCAB
 
 HEADER = 'Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n'
@@ -260,3 +261,61 @@ def test_one_class_dev_set_warns_up_front(tmp_path, caplog):
   (tmp_path / 'train.tsv').write_text(HEADER + '0\t1\t2\ta b\tc d\n')
   data.build_dataset(_data_config(tsv_dir=str(tmp_path), tsv_split='train', is_training=True))
   assert not [r for r in caplog.records if 'best-checkpoint' in r.getMessage()]
+
+
+def _word_ids(features, row):
+  return features['input_word_ids'][row].numpy()[features['input_mask'][row].numpy() == 1]
+
+
+def _segments(ids):
+  """([first sentence ids], [second sentence ids]) of one packed pair."""
+  sep = [i for i, token in enumerate(ids) if token == 3]
+  return tuple(ids[1:sep[0]]), tuple(ids[sep[0] + 1:sep[1]])
+
+
+def _training_pairs(pair_order, epochs):
+  """The (first, second) id sequences of `epochs` passes over the fixture's train split."""
+  params = _data_config(tsv_split='train', is_training=True, drop_remainder=False,
+                        pair_order=pair_order, seed=5, global_batch_size=4, seq_length=40)
+  size = 48 * (2 if pair_order == 'both' else 1) * epochs
+  pairs = []
+  for features, _ in data.build_dataset(params).take(size // 4):
+    pairs += [_segments(_word_ids(features, row)) for row in range(4)]
+  return pairs
+
+
+def test_pair_order_both_reads_every_pair_in_both_orders():
+  """`both`: an epoch holds every pair once as written and once swapped."""
+  as_is = _training_pairs('as_is', 1)
+  both = _training_pairs('both', 1)
+  assert sorted(both) == sorted(as_is + [(second, first) for first, second in as_is])
+
+
+def test_pair_order_random_draws_one_order_per_pair_each_epoch():
+  """`random`: each epoch holds every pair once, in one order; orders change between epochs."""
+  as_is = set(_training_pairs('as_is', 1))
+  random_pairs = _training_pairs('random', 2)
+  epochs = [random_pairs[:48], random_pairs[48:]]
+  swapped = []
+  for epoch in epochs:
+    unordered = sorted(tuple(sorted(pair)) for pair in epoch)
+    assert unordered == sorted(tuple(sorted(pair)) for pair in as_is)
+    swapped.append({pair for pair in epoch if pair not in as_is})
+  assert all(10 < len(s) < 38 for s in swapped)  # About half swapped: a fair coin per pair.
+  assert swapped[0] != {(b, a) for a, b in swapped[1]} and swapped[0] != swapped[1]
+  assert random_pairs == _training_pairs('random', 2)  # Seeded: the same draws again.
+
+
+def test_pair_order_is_for_symmetric_training_data_only(monkeypatch):
+  """Swapping orders fails on evaluation data and on tasks declared order-sensitive (RTE)."""
+  with pytest.raises(configs.ConfigError, match=r'data.pair_order=.both.*only training data'):
+    _data_config(pair_order='both').validate()
+  monkeypatch.setenv('RTE_DATA_DIR', FIXTURE_MRPC)
+  rte = experiments.bert_rte_minilm()
+  rte.task.train_data.pair_order = 'random'
+  with pytest.raises(configs.ConfigError, match=r'task.train_data.pair_order=.random.*'
+                     r'task.symmetric_pairs=true'):
+    rte.task.validate()
+  mrpc = experiments.bert_mrpc_tiny()
+  mrpc.task.train_data.pair_order = 'random'
+  mrpc.task.validate()
