@@ -95,18 +95,19 @@ def last_confusion_matrix(validation: Series) -> Tuple[Optional[Tuple[int, np.nd
   return (step, matrix), ''
 
 
-def _figure():
+def new_figure(command: str = 'tfm report'):
+  """(pyplot, an 800 x 500 figure) on the file-only Agg backend."""
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError('tfm report needs matplotlib: pip install "mrpc_task[report]" '
+    raise ImportError(f'{command} needs matplotlib: pip install "mrpc_task[report]" '
                       '(or pip install matplotlib)') from e
   matplotlib.use('Agg')  # No display: write files only.
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   return pyplot, pyplot.figure(figsize=FIGURE_INCHES, dpi=DPI)
 
 
-def _png(pyplot, figure) -> bytes:
+def png_bytes(pyplot, figure) -> bytes:
   """Renders to memory; written through tf.io.gfile, so gs:// model dirs work too."""
   figure.tight_layout()
   buffer = io.BytesIO()
@@ -118,7 +119,7 @@ def _png(pyplot, figure) -> bytes:
 def plot_series(title: str, ylabel: str, series: Dict[str, List[Tuple[int, float]]],
                 *, percent: bool = False, marker: str = '') -> bytes:
   """One line per named series against the training step."""
-  pyplot, figure = _figure()
+  pyplot, figure = new_figure()
   axes = figure.add_subplot(1, 1, 1)
   for label, points in series.items():
     steps = [step for step, _ in points]
@@ -130,12 +131,12 @@ def plot_series(title: str, ylabel: str, series: Dict[str, List[Tuple[int, float
   axes.grid(alpha=0.3)
   if len(series) > 1:
     axes.legend()
-  return _png(pyplot, figure)
+  return png_bytes(pyplot, figure)
 
 
 def plot_confusion(step: int, matrix: np.ndarray, names: Optional[List[str]]) -> bytes:
   """The matrix as a heat map with the counts written in each cell."""
-  pyplot, figure = _figure()
+  pyplot, figure = new_figure()
   axes = figure.add_subplot(1, 1, 1)
   axes.imshow(matrix, cmap='Blues')
   labels = names if names and len(names) == len(matrix) else [str(i) for i in range(len(matrix))]
@@ -148,7 +149,7 @@ def plot_confusion(step: int, matrix: np.ndarray, names: Optional[List[str]]) ->
     axes.text(column, row, f'{int(count)}', ha='center', va='center',
               color='white' if count > peak / 2 else 'black')
   axes.set_title(f'dev confusion matrix at step {step} ({int(matrix.sum())} pairs)')
-  return _png(pyplot, figure)
+  return png_bytes(pyplot, figure)
 
 
 REPORT_FILES = ('loss.png', 'learning_rate.png', 'dev_scores.png', 'confusion_matrix.png')

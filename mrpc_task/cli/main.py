@@ -5,6 +5,8 @@
     tfm convert_checkpoint --from=hf|tf1 --input=PATH --output=DIR
     tfm predict --export_dir=DIR --input=FILE|- [--output=FILE] [--batch_size=N]
     tfm report --model_dir=DIR [--output_dir=DIR]
+    tfm evaluate --model_dir=DIR [--data=dev,selection,train] [--output=FILE.json]
+    tfm sweep --experiment=NAME --grid='KEY=V1,V2;KEY2=V3' --seeds=N --output_dir=DIR
 
 `--import=MODULE` (any command, repeatable) imports a module of your own registrations first.
 A mistake in what you gave (a flag, a file, a config key, a checkpoint) is printed as one line,
@@ -37,6 +39,8 @@ COMMANDS = {
     'convert_checkpoint': 'convert',
     'predict': 'predict',
     'report': 'report',
+    'evaluate': 'evaluate',
+    'sweep': 'sweep',
 }
 
 

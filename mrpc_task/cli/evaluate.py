@@ -1,0 +1,73 @@
+"""`tfm evaluate`: one checkpoint of a run scored on dev, the selection split or all of train.
+
+By default the latest checkpoint (the final weights), not the best one: a best checkpoint was
+chosen on the data the trainer evaluated on, and scoring it there again flatters it. Prints
+one line per data; `--output=FILE.json` also writes them (under a temporary name first).
+"""
+
+import json
+
+from absl import flags
+
+from mrpc_task import safe_output
+from mrpc_task.cli import export as export_cli
+from mrpc_task.cli import run_dir
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  import registry  # pylint: disable=g-import-not-at-top,unused-import
+  from mrpc_task import evaluation  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('experiment', None, 'Registered experiment name. Default: the one '
+                      'recorded in MODEL_DIR by tfm train_experiment.')
+  flags.DEFINE_string('model_dir', None, 'Training directory: its params.yaml and checkpoints.')
+  flags.DEFINE_string('checkpoint_path', None, 'Checkpoint prefix or directory. Default: the '
+                      'latest in model_dir (the final weights).')
+  flags.DEFINE_list('data', ['dev'], f'Comma-separated, from {", ".join(evaluation.DATA_NAMES)} '
+                    '(selection: the selection split of the training file).')
+  flags.DEFINE_string('output', None, 'Also write the scores to this JSON file.')
+  flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')
+  flags.DEFINE_multi_string('config_file', None, 'YAML files applied after params.yaml.')
+  flags.DEFINE_string('params_override', None, 'YAML/JSON string applied last.')
+  flags.mark_flags_as_required(['model_dir'])
+
+
+def latest_checkpoint(model_dir: str) -> str:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  latest = tf.train.latest_checkpoint(model_dir)
+  if not latest:
+    raise run_dir.ModelDirError(f'--model_dir={model_dir} holds no checkpoint to evaluate')
+  return latest
+
+
+def main(_):
+  from official.core import task_factory  # pylint: disable=g-import-not-at-top
+  from official.modeling import performance  # pylint: disable=g-import-not-at-top
+  from mrpc_task import evaluation  # pylint: disable=g-import-not-at-top
+  from mrpc_task import export  # pylint: disable=g-import-not-at-top
+
+  if FLAGS.output:
+    safe_output.refuse_overlap(FLAGS.output, {'--model_dir': FLAGS.model_dir}, flag='--output',
+                               allow_inside=True)
+    safe_output.check_destination(FLAGS.output, flag='--output', overwrite=FLAGS.overwrite,
+                                  folder=False)
+  params = export_cli.export_params(FLAGS.experiment, FLAGS.model_dir, FLAGS.config_file,
+                                    FLAGS.params_override)
+  names = list(dict.fromkeys(FLAGS.data))
+  data_configs = {name: evaluation.named_data(params.task, name) for name in names}
+  checkpoint = FLAGS.checkpoint_path or latest_checkpoint(FLAGS.model_dir)
+  if params.runtime.mixed_precision_dtype:
+    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+  task = task_factory.get_task(params.task, logging_dir=FLAGS.model_dir)
+  model = task.build_model()
+  checkpoint = export.restore_classifier(model, checkpoint)
+  scores = {'checkpoint': checkpoint}
+  for name, config in data_configs.items():
+    scores[name] = evaluation.evaluate(task, model, config)
+    print(f'{name}: accuracy {scores[name]["accuracy"]:.4f} | f1 {scores[name]["f1"]:.4f} | '
+          f'loss {scores[name]["validation_loss"]:.4f} | {checkpoint}', flush=True)
+  if FLAGS.output:
+    with safe_output.atomic_file(FLAGS.output, flag='--output',
+                                 overwrite=FLAGS.overwrite) as f:
+      json.dump(scores, f, indent=1)
