@@ -6,7 +6,7 @@ needs nothing of this package; only `import tensorflow_text` before loading, for
 
 import json
 import os
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -23,10 +23,16 @@ DEFAULT_SORT_CHUNK_SIZE = 8
 
 
 class SentencePairServingModule(export_base.ExportModule):
-  """`serve(sentence1, sentence2)` -> logits, probabilities, class_id, class."""
+  """`serve(sentence1, sentence2)` -> logits, probabilities, class_id, class.
+
+  One model returns its own logits. Several models (a probability ensemble) or both sentence
+  orders averaged return the mean of their probabilities, and as logits its logarithm (so
+  softmax(logits) is that mean): clients read the same four outputs either way.
+  """
 
   def __init__(self, params: configs.SentencePairTaskConfig, model: tf_keras.Model,
-               *, trim_padding: bool = True, sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE):
+               *, trim_padding: bool = True, sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE,
+               members: Sequence[tf_keras.Model] = (), average_orders: bool = False):
     """Wraps a classifier with the task's tokenizer.
 
     Args:
@@ -38,12 +44,20 @@ class SentencePairServingModule(export_base.ExportModule):
         chunks of this many, each padded only to its own longest pair (rows come back in
         request order). Batches of 64 MRPC dev pairs then run 1.6x faster than padded to
         their longest (docs/PERFORMANCE.md). 0 runs the request as one batch.
+      members: further classifiers of the same task whose probabilities are averaged with
+        `model`'s (each one's serving cost is added).
+      average_orders: also run each pair with its sentences swapped and average the two
+        probabilities (twice the cost); only for tasks with `symmetric_pairs`.
 
     Raises:
-      ValueError: sort_chunk_size is negative.
+      ValueError: sort_chunk_size is negative, or average_orders on an order-sensitive task.
     """
     if sort_chunk_size < 0:
       raise ValueError(f'sort_chunk_size={sort_chunk_size}: must be >= 0 (0 = off)')
+    if average_orders and not params.symmetric_pairs:
+      raise configs.ConfigError(
+          'average_orders: the task is not declared order-free (task.symmetric_pairs=false), '
+          'so swapping its sentences changes what the label means')
     data = params.validation_data
     super().__init__(
         params, model,
@@ -55,6 +69,8 @@ class SentencePairServingModule(export_base.ExportModule):
     self.sort_chunk_size = sort_chunk_size
     self.num_classes = params.model.num_classes
     self.class_names = tf.constant(list(params.class_names))
+    self.members = list(members)
+    self.average_orders = average_orders
 
   def encode(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Dict[str, tf.Tensor]:
     """The packed model inputs for a request, after checking the two batches match."""
@@ -64,10 +80,13 @@ class SentencePairServingModule(export_base.ExportModule):
     features = self.preprocessor(sentence1, sentence2)
     return tokenization.trim_to_longest(features) if self.trim_padding else features
 
-  def logits(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
-    """float32 logits of packed features, in length-sorted chunks when configured."""
+  def logits(self, features: Dict[str, tf.Tensor],
+             model: Optional[tf_keras.Model] = None) -> tf.Tensor:
+    """float32 logits of packed features (by `model`, default the main one), in
+    length-sorted chunks when configured."""
+    model = model or self.model
     if not (self.trim_padding and self.sort_chunk_size):
-      return tf.cast(self.inference_step(features), tf.float32)
+      return tf.cast(self.inference_step(features, model=model), tf.float32)
     lengths = tf.reduce_sum(tf.cast(features['input_mask'], tf.int32), axis=-1)
     order = tf.argsort(lengths, stable=True)
     ordered = {name: tf.gather(value, order) for name, value in features.items()}
@@ -76,7 +95,7 @@ class SentencePairServingModule(export_base.ExportModule):
 
     def run_chunk(index, outputs):
       chunk = {name: value[index * size:(index + 1) * size] for name, value in ordered.items()}
-      logits = self.inference_step(tokenization.trim_to_longest(chunk))
+      logits = self.inference_step(tokenization.trim_to_longest(chunk), model=model)
       return index + 1, outputs.write(index, tf.cast(logits, tf.float32))
 
     _, outputs = tf.while_loop(
@@ -85,9 +104,22 @@ class SentencePairServingModule(export_base.ExportModule):
                                         element_shape=[None, self.num_classes])])
     return tf.gather(outputs.concat(), tf.math.invert_permutation(order))
 
+  def averaged_logits(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> tf.Tensor:
+    """One model's logits, or the log of the mean probability over models and orders."""
+    if not self.members and not self.average_orders:
+      return self.logits(self.encode(sentence1, sentence2))
+    orders = [(sentence1, sentence2)] + ([(sentence2, sentence1)] if self.average_orders
+                                         else [])
+    probabilities = []
+    for first, second in orders:
+      features = self.encode(first, second)
+      for model in [self.model] + self.members:
+        probabilities.append(tf.nn.softmax(self.logits(features, model), axis=-1))
+    return tf.math.log(tf.add_n(probabilities) / len(probabilities))
+
   @tf.function
   def serve(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Mapping[str, tf.Tensor]:
-    logits = self.logits(self.encode(sentence1, sentence2))
+    logits = self.averaged_logits(sentence1, sentence2)
     class_id = tf.argmax(logits, axis=-1, output_type=tf.int32)  # Per row, not over the batch.
     return {
         'logits': logits,
@@ -148,7 +180,9 @@ def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
                  export_dir: str, checkpoint_path: Optional[str] = None,
                  trim_padding: bool = True,
                  sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE,
-                 model_name: str = 'the model') -> str:
+                 model_name: str = 'the model',
+                 members: Sequence[Tuple[tf_keras.Model, str]] = (),
+                 average_orders: bool = False) -> str:
   """Writes the SavedModel to `export_dir` (not timestamped) and returns that path.
 
   Args:
@@ -159,14 +193,22 @@ def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
       None exports `model` as it is.
     trim_padding, sort_chunk_size: see `SentencePairServingModule`.
     model_name: how errors name the model the checkpoint must fit.
+    members: (built classifier, its checkpoint) of further runs of the same model: the
+      export averages their probabilities with `model`'s (see SentencePairServingModule).
+    average_orders: average each pair's probabilities over both sentence orders.
 
   Raises:
-    See `restore_classifier`.
+    See `restore_classifier`; configs.ConfigError for average_orders on an order-sensitive
+    task.
   """
   if checkpoint_path:
     restore_classifier(model, checkpoint_path, model_name=model_name)
+  for member, member_checkpoint in members:
+    restore_classifier(member, member_checkpoint, key='--members', model_name=model_name)
   module = SentencePairServingModule(params, model, trim_padding=trim_padding,
-                                     sort_chunk_size=sort_chunk_size)
+                                     sort_chunk_size=sort_chunk_size,
+                                     members=[member for member, _ in members],
+                                     average_orders=average_orders)
   path = export_base.export(
       module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=None,
       timestamped=False)

@@ -2,11 +2,13 @@
 
     tfm train_experiment --experiment=NAME --mode=MODE --model_dir=DIR [Model Garden flags]
     tfm export --experiment=NAME --model_dir=DIR --export_dir=DIR [--checkpoint_path=CKPT]
+               [--pick=best|final] [--members=DIR,DIR] [--average_orders]
     tfm convert_checkpoint --from=hf|tf1 --input=PATH --output=DIR
     tfm predict --export_dir=DIR --input=FILE|- [--output=FILE] [--batch_size=N]
     tfm report --model_dir=DIR [--output_dir=DIR]
     tfm evaluate --model_dir=DIR [--data=dev,selection,train] [--output=FILE.json]
     tfm sweep --experiment=NAME --grid='KEY=V1,V2;KEY2=V3' --seeds=N --output_dir=DIR
+    tfm soup --runs=DIR,DIR|'GLOB' [--method=uniform|greedy] --output_dir=DIR
 
 `--import=MODULE` (any command, repeatable) imports a module of your own registrations first.
 A mistake in what you gave (a flag, a file, a config key, a checkpoint) is printed as one line,
@@ -41,6 +43,7 @@ COMMANDS = {
     'report': 'report',
     'evaluate': 'evaluate',
     'sweep': 'sweep',
+    'soup': 'soup',
 }
 
 
