@@ -58,7 +58,7 @@ def tiny_experiment(monkeypatch=None, **overrides):
     monkeypatch.delenv(experiments.DATA_DIR_ENV, raising=False)
   kwargs = dict(encoder=tiny_encoder(), vocab_file=FIXTURE_VOCAB, learning_rate=1e-3,
                 train_steps=20, train_batch_size=8, eval_batch_size=8, seq_length=16,
-                train_examples=48)
+                train_examples=48, symmetric_pairs=True)
   kwargs.update(overrides)
   params = experiments.sentence_pair_experiment(**kwargs)
   for data in (params.task.train_data, params.task.validation_data):

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 from official.core import task_factory
 
+from mrpc_task import configs
 from mrpc_task import export
 from mrpc_task import tsv_reader
 from tests.conftest import FIXTURE_MRPC, tiny_experiment
@@ -102,3 +103,74 @@ def test_checkpoints_that_cannot_be_exported_are_named(task_and_model, tmp_path)
     export.restore_classifier(model, other, model_name='the tiny model')
   with pytest.raises(pretrained.CheckpointReadError, match='no checkpoint there'):
     export.restore_classifier(model, str(tmp_path / 'nothing'))
+
+
+def _members(params, count):
+  """`count` more classifiers of the task, each with its own random initialisation."""
+  task = task_factory.get_task(params.task)
+  return [task.build_model() for _ in range(count)]
+
+
+def _probabilities(model, module, first, second):
+  return tf.nn.softmax(module.logits(module.encode(first, second), model), axis=-1).numpy()
+
+
+def test_ensemble_and_order_averaging_serve_the_mean_probability(task_and_model):
+  """Members and/or both orders: probabilities are the mean of each model's in each order,
+  logits their log, class the argmax; the outputs keep their names, shapes and types."""
+  params, model = task_and_model
+  members = _members(params, 2)
+  first, second = _dev_pairs()
+  single = export.SentencePairServingModule(params.task, model)
+  models = [model] + members
+  expected_ensemble = np.mean([_probabilities(m, single, first, second) for m in models], 0)
+  ensemble = export.SentencePairServingModule(params.task, model, members=members)
+  served = ensemble.serve(first, second)
+  np.testing.assert_allclose(served['probabilities'].numpy(), expected_ensemble, atol=1e-6)
+  np.testing.assert_allclose(served['logits'].numpy(), np.log(expected_ensemble), atol=1e-5)
+  np.testing.assert_array_equal(served['class_id'].numpy(), expected_ensemble.argmax(-1))
+  plain = single.serve(first, second)
+  assert {k: (v.dtype, v.shape) for k, v in served.items()} == {
+      k: (v.dtype, v.shape) for k, v in plain.items()}
+
+  both = export.SentencePairServingModule(params.task, model, members=members[:1],
+                                          average_orders=True)
+  expected_both = np.mean([_probabilities(m, single, a, b) for m in (model, members[0])
+                           for a, b in ((first, second), (second, first))], 0)
+  forward = both.serve(first, second)['probabilities'].numpy()
+  np.testing.assert_allclose(forward, expected_both, atol=1e-6)
+  # Order-free by construction, while one model alone is not (its near-uniform random outputs
+  # differ by ~3e-6 between orders; sums in the other order differ by float rounding only).
+  np.testing.assert_allclose(both.serve(second, first)['probabilities'].numpy(), forward,
+                             rtol=0, atol=2e-7)
+  assert np.abs(_probabilities(model, single, second, first) -
+                _probabilities(model, single, first, second)).max() > 1e-6
+
+
+def test_order_averaging_is_refused_for_order_sensitive_tasks(task_and_model):
+  """A task not declared symmetric_pairs (RTE) cannot average the two orders."""
+  params, model = task_and_model
+  task_config = params.task.replace(symmetric_pairs=False)
+  with pytest.raises(configs.ConfigError, match='task.symmetric_pairs=false'):
+    export.SentencePairServingModule(task_config, model, average_orders=True)
+
+
+def test_exported_ensemble_equals_the_in_process_ensemble(task_and_model, tmp_path):
+  """An ensemble exported from checkpoints and loaded back serves the in-process outputs."""
+  import tensorflow_text  # pylint: disable=g-import-not-at-top,unused-import
+  params, model = task_and_model
+  (member,) = _members(params, 1)
+  paths = []
+  for index, source in enumerate((model, member)):
+    paths.append(tf.train.Checkpoint(model=source).write(str(tmp_path / f'ckpt{index}')))
+  first, second = _dev_pairs()
+  in_process = export.SentencePairServingModule(params.task, model, members=[member],
+                                                average_orders=True)
+  expected = in_process.serve(first, second)
+  fresh, fresh_member = _members(params, 2)
+  path = export.export_model(params.task, fresh, str(tmp_path / 'export'), paths[0],
+                             members=[(fresh_member, paths[1])], average_orders=True)
+  served = tf.saved_model.load(path).signatures[export.SIGNATURE_KEY](
+      sentence1=first, sentence2=second)
+  for name in ('logits', 'probabilities', 'class_id'):
+    np.testing.assert_allclose(served[name].numpy(), expected[name].numpy(), atol=1e-5)

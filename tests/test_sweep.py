@@ -5,7 +5,9 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 
 from mrpc_task import sweep
@@ -116,6 +118,7 @@ def test_sweep_runs_every_point_writes_results_and_resumes(tmp_path):
   assert '| task.model.dropout_rate | seeds |' in (output_dir / 'results.md').read_text()
   again = run_tfm(_sweep_args(output_dir))
   assert '2 already done, 0 to run' in again.stdout
+  _check_soup_of_the_two_runs(output_dir, tmp_path)
   other = dict(TINY_CLI_OVERRIDE, runtime={'mixed_precision_dtype': 'bfloat16'})
   refused = subprocess.run(_sweep_args(output_dir, override=other), capture_output=True,
                            text=True, env=child_env(), cwd=REPO_ROOT, timeout=300)
@@ -124,6 +127,24 @@ def test_sweep_runs_every_point_writes_results_and_resumes(tmp_path):
       f'tfm sweep: error: --output_dir={output_dir} holds a sweep with other params_override '
       f'({output_dir}/sweep.json); its runs cannot be mixed with these: use another '
       '--output_dir')
+
+
+def _check_soup_of_the_two_runs(output_dir, tmp_path):
+  """tfm soup of the two runs (same seed, so the same initial head): its checkpoint holds the
+  mean of their final weights, and tfm evaluate scores it as tfm soup reported."""
+  soup_dir = tmp_path / 'soup'
+  result = run_tfm([TFM, 'soup', f'--runs={output_dir}/runs/*/seed_3', '--method=uniform',
+                    f'--output_dir={soup_dir}'])
+  record = json.loads((soup_dir / 'soup.json').read_text())
+  assert len(record['kept']) == 2 and 'Soup of 2 of 2 runs (uniform)' in result.stdout
+  name = 'model/layer_with_weights-1/out_proj/kernel/.ATTRIBUTES/VARIABLE_VALUE'  # The head.
+  members = [tf.train.load_checkpoint(path).get_tensor(name) for path in record['kept']]
+  souped = tf.train.load_checkpoint(str(soup_dir)).get_tensor(name)
+  np.testing.assert_allclose(souped, np.mean(members, axis=0), rtol=1e-6)
+  run_tfm([TFM, 'evaluate', f'--model_dir={soup_dir}', '--data=dev',
+           f'--output={tmp_path / "soup_scores.json"}'])
+  scores = json.loads((tmp_path / 'soup_scores.json').read_text())
+  assert scores['dev']['accuracy'] == pytest.approx(record['scores']['dev']['accuracy'])
 
 
 def test_sweep_with_a_misspelt_key_fails_before_running(tmp_path):
