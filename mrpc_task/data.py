@@ -240,8 +240,8 @@ def batch_examples(examples: tf.data.Dataset, params: configs.SentencePairDataCo
 
 def build_dataset(params: configs.SentencePairDataConfig,
                   input_context: Optional[tf.distribute.InputContext] = None,
-                  preprocessor: Optional[tokenization.SentencePairPreprocessor] = None
-                 ) -> tf.data.Dataset:
+                  preprocessor: Optional[tokenization.SentencePairPreprocessor] = None,
+                  swap_sentences: bool = False) -> tf.data.Dataset:
   """The whole pipeline for one input pipeline (worker) of a distributed run.
 
   Args:
@@ -249,6 +249,7 @@ def build_dataset(params: configs.SentencePairDataConfig,
     input_context: from `distribute_datasets_from_function`; selects this pipeline's shard
       and the per-replica batch size. None: one pipeline, global batch.
     preprocessor: a tokenizer + packer to reuse; built from `params` when None.
+    swap_sentences: read every pair with its two sentences swapped (scoring both orders).
 
   Returns:
     A dataset of `(features, label)`; features are int32 `input_word_ids`, `input_mask`,
@@ -261,6 +262,8 @@ def build_dataset(params: configs.SentencePairDataConfig,
         seq_length=params.seq_length)
   pairs = selection.carve(read_pairs(params), part=params.selection_split,
                           fraction=params.selection_fraction)
+  if swap_sentences:
+    pairs = pairs.map(_swapped)
   batch_size = params.global_batch_size
   if input_context:
     replicas = input_context.num_replicas_in_sync

@@ -5,11 +5,12 @@ scored on the selection split and on dev (mrpc_task/selection.py), with the task
 metrics (accuracy, F1 of the positive class, loss).
 """
 
-from typing import Dict
+from typing import Dict, Sequence
 
 import tensorflow as tf
 
 from mrpc_task import configs
+from mrpc_task import data
 
 DATA_NAMES = ('dev', 'selection', 'train')
 
@@ -41,16 +42,36 @@ def named_data(task: configs.SentencePairTaskConfig, name: str
       selection_fraction=train.selection_fraction)
 
 
-def evaluate(task, model, data_config: configs.SentencePairDataConfig) -> Dict[str, float]:
-  """The task's evaluation metrics of `model` over the whole of `data_config`."""
+def evaluate(task, model, data_config: configs.SentencePairDataConfig, *,
+             members: Sequence = (), average_orders: bool = False) -> Dict[str, float]:
+  """The task's evaluation metrics of `model` over the whole of `data_config`.
+
+  With `members` and/or `average_orders`, the scored logits are the log of the mean
+  probability over the models and both sentence orders, as the export serves them.
+  """
+  models = [model] + list(members)
   metrics = task.build_metrics(training=False)
 
   @tf.function(reduce_retracing=True)
-  def step(features, labels):
-    logits = model(features, training=False)
+  def probabilities(features):
+    return tf.add_n([tf.nn.softmax(tf.cast(m(features, training=False), tf.float32))
+                     for m in models])
+
+  @tf.function(reduce_retracing=True)
+  def update(labels, logits):
     for metric in metrics:
       metric.update_state(labels, logits)
 
-  for features, labels in task.build_inputs(data_config):
-    step(features, labels)
+  datasets = [task.build_inputs(data_config)]
+  if average_orders:
+    datasets.append(data.build_dataset(data_config, swap_sentences=True))
+  for batches in zip(*datasets):
+    labels = batches[0][1]
+    if len(batches) == 1 and len(models) == 1:
+      update(labels, model(batches[0][0], training=False))
+      continue
+    for _, other_labels in batches[1:]:
+      tf.debugging.assert_equal(other_labels, labels)  # Both orders batch alike.
+    total = tf.add_n([probabilities(features) for features, _ in batches])
+    update(labels, tf.math.log(total / (len(models) * len(batches))))
   return {metric.name: float(metric.result()) for metric in metrics}

@@ -11,6 +11,7 @@ from absl import flags
 
 from mrpc_task import safe_output
 from mrpc_task.cli import export as export_cli
+from mrpc_task.cli import main as cli_main
 from mrpc_task.cli import run_dir
 
 FLAGS = flags.FLAGS
@@ -28,6 +29,10 @@ def define_flags():
                     '(selection: the selection split of the training file).')
   flags.DEFINE_string('output', None, 'Also write the scores to this JSON file.')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')
+  flags.DEFINE_list('members', [], 'Further training folders of the same model: score the '
+                    'probability ensemble, as tfm export --members serves it.')
+  flags.DEFINE_bool('average_orders', False, 'Score the mean over both sentence orders, as '
+                    'tfm export --average_orders serves it (symmetric tasks only).')
   flags.DEFINE_multi_string('config_file', None, 'YAML files applied after params.yaml.')
   flags.DEFINE_string('params_override', None, 'YAML/JSON string applied last.')
   flags.mark_flags_as_required(['model_dir'])
@@ -57,14 +62,25 @@ def main(_):
   names = list(dict.fromkeys(FLAGS.data))
   data_configs = {name: evaluation.named_data(params.task, name) for name in names}
   checkpoint = FLAGS.checkpoint_path or latest_checkpoint(FLAGS.model_dir)
+  experiment = FLAGS.experiment or run_dir.recorded_experiment(FLAGS.model_dir)
+  if FLAGS.average_orders and not params.task.symmetric_pairs:
+    raise cli_main.UsageError(f'--average_orders: experiment {experiment} declares '
+                              'task.symmetric_pairs=false (the order of its sentences matters)')
+  member_paths = export_cli.member_checkpoints(FLAGS.members, experiment, params, 'final')
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
   task = task_factory.get_task(params.task, logging_dir=FLAGS.model_dir)
   model = task.build_model()
   checkpoint = export.restore_classifier(model, checkpoint)
-  scores = {'checkpoint': checkpoint}
+  members = []
+  for path in member_paths:
+    members.append(task.build_model())
+    export.restore_classifier(members[-1], path, key='--members')
+  scores = {'checkpoint': checkpoint, 'members': member_paths,
+            'average_orders': FLAGS.average_orders}
   for name, config in data_configs.items():
-    scores[name] = evaluation.evaluate(task, model, config)
+    scores[name] = evaluation.evaluate(task, model, config, members=members,
+                                       average_orders=FLAGS.average_orders)
     print(f'{name}: accuracy {scores[name]["accuracy"]:.4f} | f1 {scores[name]["f1"]:.4f} | '
           f'loss {scores[name]["validation_loss"]:.4f} | {checkpoint}', flush=True)
   if FLAGS.output:

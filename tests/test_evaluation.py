@@ -1,0 +1,48 @@
+"""tfm evaluate's scoring: the same numbers as the served model, ensembles and orders included."""
+
+import numpy as np
+import pytest
+from official.core import task_factory
+
+from mrpc_task import evaluation
+from mrpc_task import export
+from mrpc_task import metrics
+from mrpc_task import tsv_reader
+from tests.conftest import FIXTURE_MRPC, tiny_experiment
+
+
+@pytest.mark.parametrize('members, average_orders', [(0, False), (1, True)])
+def test_evaluation_scores_what_the_export_serves(monkeypatch, members, average_orders):
+  """Accuracy, F1 and loss on dev equal those of the serving module's probabilities."""
+  params = tiny_experiment(monkeypatch, seq_length=48)
+  params.task.validation_data.padding = 'bucketed'  # Reordered batches: both orders align.
+  task = task_factory.get_task(params.task)
+  model, *others = [task.build_model() for _ in range(1 + members)]
+  scores = evaluation.evaluate(task, model, evaluation.named_data(params.task, 'dev'),
+                               members=others, average_orders=average_orders)
+  dev = tsv_reader.read_sentence_pairs(
+      f'{FIXTURE_MRPC}/dev.tsv', sentence1_column='#1 String', sentence2_column='#2 String',
+      label_column='Quality', label_vocabulary=['0', '1'])
+  module = export.SentencePairServingModule(params.task, model, members=others,
+                                            average_orders=average_orders)
+  served = module.serve(np.array(dev.sentence1), np.array(dev.sentence2))
+  probabilities = served['probabilities'].numpy()
+  labels = np.array(dev.labels)
+  expected = metrics.scores(labels, probabilities.argmax(-1))
+  assert scores['accuracy'] == pytest.approx(expected['accuracy'], abs=1e-6)
+  assert scores['f1'] == pytest.approx(expected['f1'], abs=1e-6)
+  loss = -np.mean(np.log(probabilities[np.arange(len(labels)), labels]))
+  assert scores['validation_loss'] == pytest.approx(loss, abs=1e-4)
+
+
+def test_named_data_reads_dev_and_the_selection_split_of_train(monkeypatch):
+  """'dev' is dev.tsv whole; 'selection' the train file's selection split; 'train' all of it."""
+  params = tiny_experiment(monkeypatch)
+  dev = evaluation.named_data(params.task, 'dev')
+  chosen = evaluation.named_data(params.task, 'selection')
+  whole = evaluation.named_data(params.task, 'train')
+  assert (dev.tsv_split, dev.selection_split) == ('dev', '')
+  assert (chosen.tsv_split, chosen.selection_split) == ('train', 'only')
+  assert (whole.tsv_split, whole.selection_split, whole.is_training) == ('train', '', False)
+  with pytest.raises(evaluation.configs.ConfigError, match="--data=test: must be one of"):
+    evaluation.named_data(params.task, 'test')
