@@ -177,3 +177,41 @@ def test_evaluate_scores_the_final_checkpoint_as_the_trainer_did(trained, tmp_pa
                          capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
                          timeout=300)
   assert again.returncode == 1 and 'already exists' in again.stderr.splitlines()[-1]
+
+
+def test_sweep_of_rte_runs_and_refuses_swapping_its_sentences(tmp_path):
+  """bert_rte_minilm (shrunk to a tiny encoder) sweeps on an RTE-layout folder; a grid that
+  swaps sentence orders is refused before running, since RTE is not symmetric."""
+  from mrpc_task import tsv_reader  # pylint: disable=g-import-not-at-top
+  from tests.conftest import FIXTURE_MRPC  # pylint: disable=g-import-not-at-top
+  rte = tmp_path / 'RTE'
+  rte.mkdir()
+  counts = {}
+  for split in ('train', 'dev'):
+    pairs = tsv_reader.read_sentence_pairs(
+        f'{FIXTURE_MRPC}/{split}.tsv', sentence1_column='#1 String',
+        sentence2_column='#2 String', label_column='Quality', label_vocabulary=['0', '1'])
+    rows = [f'{i}\t{a}\t{b}\t{"entailment" if y else "not_entailment"}'
+            for i, (a, b, y) in enumerate(zip(pairs.sentence1, pairs.sentence2, pairs.labels))]
+    (rte / f'{split}.tsv').write_text('index\tsentence1\tsentence2\tlabel\n' + '\n'.join(rows))
+    counts[split] = [pairs.labels.count(label) for label in (0, 1)]
+  override = sweep.merge(TINY_CLI_OVERRIDE, {'task': {
+      'init_from_hf': '',
+      'model': {'encoder': {'bert': {'hidden_size': 32, 'num_layers': 2,
+                                     'num_attention_heads': 2, 'intermediate_size': 64}}},
+      'train_data': {'tsv_dir': str(rte)}, 'validation_data': {'tsv_dir': str(rte)}}})
+  args = [TFM, 'sweep', '--experiment=bert_rte_minilm', '--seeds=1',
+          f'--params_override={json.dumps(override)}']
+  refused = subprocess.run(args + ['--grid=task.train_data.pair_order=random',
+                                   f'--output_dir={tmp_path / "refused"}'],
+                           capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
+                           timeout=300)
+  assert refused.returncode == 1
+  assert 'task.train_data.pair_order=\'random\': needs task.symmetric_pairs=true' in (
+      refused.stderr.splitlines()[-1])
+  run_tfm(args + [f'--output_dir={tmp_path / "rte"}'])
+  scores = json.loads((tmp_path / 'rte' / 'runs' / 'default' / 'seed_0' / 'scores.json')
+                      .read_text())
+  assert sum(v for k, v in scores['dev'].items() if k.startswith('confusion/')) == 20
+  selection = sum(v for k, v in scores['selection'].items() if k.startswith('confusion/'))
+  assert selection == sum(round(0.15 * n) for n in counts['train'])
