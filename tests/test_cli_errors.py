@@ -236,6 +236,14 @@ def test_cli_refuses_to_damage_a_run_or_its_export(trained, exported, tmp_path):
       f"tfm predict: error: --output='{tmp_path}/./pairs.tsv' is also --input: ")
   with open(pairs, 'rb') as f, open(os.path.join(FIXTURE_MRPC, 'dev.tsv'), 'rb') as g:
     assert f.read() == g.read()
+  result = _tfm(['export', f'--model_dir={trained}', f'--export_dir={tmp_path}/ensemble',
+                 f'--members={tmp_path}/no_run'])
+  assert _error_line(result) == f'tfm export: error: --members: {tmp_path}/no_run: no such folder'
+  result = _tfm(['soup', f'--runs={tmp_path}/nothing*', f'--output_dir={trained}/soup'])
+  assert _error_line(result) == f'tfm soup: error: --runs: {tmp_path}/nothing* matches no folder'
+  result = _tfm(['soup', f'--runs={trained}', f'--output_dir={trained}'])
+  assert _error_line(result).startswith(
+      f"tfm soup: error: --output_dir='{trained}' is also --runs ({trained}): ")
   assert _digest(trained) == before
 
 

@@ -107,6 +107,7 @@ def test_sweep_runs_every_point_writes_results_and_resumes(tmp_path):
     assert params['task']['validation_data']['selection_split'] == 'only'
     scores = json.loads((run_dir / 'scores.json').read_text())
     assert scores['checkpoint'].endswith('ckpt-6')
+    assert 'summary | final selection split: accuracy' in (run_dir / 'train.log').read_text()
     # The trainer's last evaluation (on the selection split) is what evaluate scores again.
     logged = scalars(str(run_dir / 'validation'))
     assert scores['selection']['accuracy'] == pytest.approx(logged['accuracy'][6], abs=1e-6)

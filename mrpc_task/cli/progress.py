@@ -54,9 +54,11 @@ class TrainingProgress:
   def __init__(self, *, total_steps: int, global_batch_size: int,
                step_fn: Callable[[], int], model_dir: str = '',
                best_subdir: str = '', start_step: Optional[int] = None,
+               evaluated_on: str = 'dev',
                out: TextIO = sys.stdout, clock: Callable[[], float] = time.monotonic):
     """Args: step_fn returns the global step; start_step is where this process resumes
-    (default: step_fn() now); clock returns seconds (tests pass a fake)."""
+    (default: step_fn() now); evaluated_on names the evaluation data in the summary; clock
+    returns seconds (tests pass a fake)."""
     if total_steps <= 0 or global_batch_size <= 0:
       raise ValueError(f'total_steps={total_steps} and global_batch_size={global_batch_size} '
                        'must be > 0')
@@ -65,6 +67,7 @@ class TrainingProgress:
     self.step_fn = step_fn
     self.model_dir = model_dir
     self.best_subdir = best_subdir
+    self.evaluated_on = evaluated_on
     self.out = out
     self.clock = clock
     self.started = clock()
@@ -127,10 +130,11 @@ class TrainingProgress:
              f'{format_duration(self.clock() - self.started)}']
     if self.evaluations:
       final = self.evaluations[-1]
-      lines.append(f'summary | final dev: accuracy {_score(final.get("accuracy", math.nan))}'
+      lines.append(f'summary | final {self.evaluated_on}: accuracy '
+                   f'{_score(final.get("accuracy", math.nan))}'
                    f' | f1 {_score(final.get("f1", math.nan))} (step {final["step"]})')
       best = max(self.evaluations, key=_f1_rank)
-      lines.append(f'summary | best dev in this process: accuracy '
+      lines.append(f'summary | best {self.evaluated_on} in this process: accuracy '
                    f'{_score(best.get("accuracy", math.nan))} | f1 '
                    f'{_score(best.get("f1", math.nan))} (step {best["step"]})')
     kept = self._best_kept()

@@ -67,6 +67,12 @@ def best_checkpoint_exporter(params, model_dir: str, strategy):
   return DefinedMetricExporter(export_dir, metric, params.trainer.best_checkpoint_metric_comp)
 
 
+def _evaluated_on(task_config) -> str:
+  validation = getattr(task_config, 'validation_data', None)
+  return ('selection split' if getattr(validation, 'selection_split', '') == 'only'
+          else 'dev')
+
+
 def _run(params, model_dir: str, mode: str):
   """One attempt of the experiment, as `official.nlp.train` runs it."""
   from official.common import distribute_utils  # pylint: disable=g-import-not-at-top
@@ -92,6 +98,7 @@ def _run(params, model_dir: str, mode: str):
         global_batch_size=params.task.train_data.global_batch_size,
         step_fn=lambda: int(trainer.global_step.numpy()), model_dir=model_dir,
         best_subdir=params.trainer.best_checkpoint_export_subdir,
+        evaluated_on=_evaluated_on(params.task),
         # Orbit restores the checkpoint after the actions are made: read its step now.
         start_step=run_dir.checkpoint_step(model_dir))
   train_lib.run_experiment(
