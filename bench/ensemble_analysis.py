@@ -4,7 +4,8 @@
 
 For every finished run of the sweeps (`tfm sweep` folders), the final checkpoint's class
 probabilities on the selection split and on dev, in both sentence orders, are computed once
-and kept in RUN/probabilities.npz; every combination is then scored from those arrays:
+(in float32, as `tfm evaluate` and the export compute) and kept in RUN/probabilities.npz;
+every combination is then scored from those arrays:
 - single: each run alone (mean ± std over seeds), as `tfm evaluate` scores it;
 - orders: each run with both orders averaged (`tfm export --average_orders`);
 - ensemble of k: the mean probability of k runs of one point (`tfm export --members`),
@@ -41,15 +42,12 @@ def run_probabilities(run_dir):
     return dict(np.load(path))
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
-  from official.modeling import performance  # pylint: disable=g-import-not-at-top
   import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import data  # pylint: disable=g-import-not-at-top
   from mrpc_task import evaluation  # pylint: disable=g-import-not-at-top
   from mrpc_task import export  # pylint: disable=g-import-not-at-top
   from mrpc_task.cli import export as export_cli  # pylint: disable=g-import-not-at-top
   params = export_cli.export_params(None, run_dir)
-  if params.runtime.mixed_precision_dtype:
-    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
   task = task_factory.get_task(params.task)
   model = task.build_model()
   export.restore_classifier(model, tf.train.latest_checkpoint(run_dir))

@@ -5,7 +5,8 @@
 DIR is an ordinary model folder (params.yaml, tfm_run.json, one checkpoint of the averaged
 weights, soup.json saying what went in), so `tfm export`, `tfm evaluate` and `tfm predict`
 treat it as any run: one model's serving cost. Greedy soups are chosen on the selection
-split (mrpc_task/selection.py); dev is only reported.
+split (mrpc_task/selection.py); dev is only reported. Scores are computed in float32, as
+`tfm evaluate` and the export compute them.
 """
 
 import json
@@ -62,7 +63,6 @@ def _mean_score(scores) -> float:
 def main(_):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
-  from official.modeling import performance  # pylint: disable=g-import-not-at-top
   from mrpc_task import evaluation  # pylint: disable=g-import-not-at-top
   from mrpc_task import soup  # pylint: disable=g-import-not-at-top
 
@@ -78,8 +78,6 @@ def main(_):
   if FLAGS.method == 'greedy' and 'selection' not in data_names:
     data_names.insert(0, 'selection')
   data_configs = {name: evaluation.named_data(params.task, name) for name in data_names}
-  if params.runtime.mixed_precision_dtype:
-    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
   task = task_factory.get_task(params.task, logging_dir=runs[0])
   model = task.build_model()
 
