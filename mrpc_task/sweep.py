@@ -103,9 +103,17 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
   return merged
 
 
-def seed_override(seed: int) -> Dict[str, Any]:
-  """The keys one seed sets: the task's (initialisation, dropout) and the data order's."""
-  return {'task': {'seed': seed, 'train_data': {'seed': seed}}}
+SEED_KEYS = ('task.seed', 'task.train_data.seed')
+
+
+def seed_override(seed: int, keys: Sequence[str] = SEED_KEYS) -> Dict[str, Any]:
+  """The keys one seed sets; by default the task's (classifier initialisation, dropout) and
+  the training data order's. Runs meant for a weight soup share their initialisation: give
+  `task.train_data.seed` alone (and fix task.seed)."""
+  override: Dict[str, Any] = {}
+  for key in keys:
+    override = merge(override, nested(key, seed))
+  return override
 
 
 def _get(tree: Mapping[str, Any], path: str):

@@ -216,3 +216,10 @@ def test_sweep_of_rte_runs_and_refuses_swapping_its_sentences(tmp_path):
   assert sum(v for k, v in scores['dev'].items() if k.startswith('confusion/')) == 20
   selection = sum(v for k, v in scores['selection'].items() if k.startswith('confusion/'))
   assert selection == sum(round(0.15 * n) for n in counts['train'])
+
+
+def test_seed_keys_choose_what_a_seed_changes():
+  """By default a seed sets the task's and the data order's seeds; soup ingredients vary the
+  data order alone."""
+  assert sweep.seed_override(4) == {'task': {'seed': 4, 'train_data': {'seed': 4}}}
+  assert sweep.seed_override(4, ['task.train_data.seed']) == {'task': {'train_data': {'seed': 4}}}

@@ -53,6 +53,9 @@ def define_flags():
   flags.DEFINE_multi_string('config_file', None, 'YAML files applied to every run.')
   flags.DEFINE_string('params_override', None, 'YAML/JSON applied to every run, under the '
                       'grid values and seeds.')
+  flags.DEFINE_list('seed_keys', list(sweep.SEED_KEYS), 'The config keys each seed sets. '
+                    'task.train_data.seed alone: runs share their initial head (and '
+                    'task.seed), as the ingredients of a weight soup must.')
   flags.DEFINE_bool('selection', True, 'Train without the selection split and evaluate on it '
                     '(false: the experiment\'s own training and evaluation data).')
   flags.mark_flags_as_required(['experiment', 'output_dir'])
@@ -117,7 +120,8 @@ def _validated_overrides(points, seeds) -> Dict[Any, Dict[str, Any]]:
       point_override = sweep.merge(point_override, sweep.nested(key, value))
     point_override = sweep.follow_train_steps(point_override, trainer)
     for seed in seeds:
-      overrides[point, seed] = sweep.merge(point_override, sweep.seed_override(seed))
+      overrides[point, seed] = sweep.merge(point_override,
+                                           sweep.seed_override(seed, FLAGS.seed_keys))
     what = f'--grid point {sweep.point_name(point)}' if point else '--params_override'
     try:  # Seeds change no key that could fail: one run's config stands for the point's.
       experiment_config.parse_experiment(FLAGS.experiment, config_files=_config_files(),
@@ -180,7 +184,7 @@ def main(_):
   seeds = list(range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds))
   overrides = _validated_overrides(points, seeds)
   _check_sweep_folder({'experiment': FLAGS.experiment, 'params_override': _base_override(),
-                       'selection': FLAGS.selection,
+                       'selection': FLAGS.selection, 'seed_keys': list(FLAGS.seed_keys),
                        'config_files': [os.path.abspath(p) for p in FLAGS.config_file or []],
                        'imports': list(cli_main.IMPORTED)})
   todo = [(p, s) for p in points for s in seeds
