@@ -43,7 +43,9 @@ export_args=()
 for arg in "$@"; do
   case "$arg" in --params_override=*|--config_file=*|--import=*) export_args+=("$arg") ;; esac
 done
-.venv/bin/tfm export --experiment="$EXPERIMENT" --model_dir="$MODEL_DIR" \
+# The final weights, not the checkpoint that scored best on dev: that would be a choice made
+# on the data the figures are reported on.
+.venv/bin/tfm export --experiment="$EXPERIMENT" --model_dir="$MODEL_DIR" --pick=final \
   --export_dir="$MODEL_DIR/export" ${overwrite[@]+"${overwrite[@]}"} \
   ${export_args[@]+"${export_args[@]}"}
 .venv/bin/tfm report --model_dir="$MODEL_DIR" ${overwrite[@]+"${overwrite[@]}"} >/dev/null
