@@ -99,3 +99,21 @@ def test_bad_selection_settings_name_the_key(key, value, message):
   with pytest.raises(configs.ConfigError, match=f'data.{key}=.*' + message.replace('(', r'\(')
                      .replace(')', r'\)')):
     config.replace(**{key: value}).validate()
+
+
+def test_hugging_face_parity_script_holds_out_the_same_pairs(mrpc_data_dir, monkeypatch):
+  """bench/hf_parity.py (farmhash, no TensorFlow) selects exactly the pairs carve() does."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from tests.conftest import REPO_ROOT  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      'hf_parity', os.path.join(REPO_ROOT, 'bench', 'hf_parity.py'))
+  hf_parity = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(hf_parity)
+  rows = hf_parity.read_mrpc(os.path.join(mrpc_data_dir, 'train.tsv'))
+  rest, held_out = hf_parity.selection_split(rows, 0.15)
+  monkeypatch.setenv('MRPC_DATA_DIR', mrpc_data_dir)
+  config = exp_factory.get_exp_config('bert_mrpc_tiny').task.train_data.replace(
+      is_training=False)
+  ours = _as_tuples(selection.carve(data.read_pairs(config), part='only', fraction=0.15))
+  assert sorted(held_out) == sorted(ours) and len(rest) == 3668 - 550
