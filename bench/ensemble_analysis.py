@@ -63,7 +63,9 @@ def run_probabilities(run_dir):
         labels.append(label.numpy())
       arrays[f'{name}_{order}'] = np.concatenate(probabilities)
       arrays[f'{name}_labels'] = np.concatenate(labels)
-  np.savez(path, **arrays)
+  partial = f'{path}.partial.npz'  # Renamed when complete: a cut write leaves no cache.
+  np.savez(partial, **arrays)
+  os.replace(partial, path)
   return arrays
 
 

@@ -34,7 +34,7 @@ def read_mrpc(path):
     rows = list(csv.reader(f, delimiter='\t', quoting=csv.QUOTE_NONE))
   header = rows[0]
   s1, s2, label = (header.index(n) for n in ('#1 String', '#2 String', 'Quality'))
-  return [(r[s1], r[s2], int(r[label])) for r in rows[1:] if r]
+  return [(r[s1].strip(), r[s2].strip(), int(r[label].strip())) for r in rows[1:] if r]  # As tsv_reader.
 
 
 def pair_key(sentence1, sentence2):

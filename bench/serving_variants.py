@@ -2,7 +2,8 @@
 
     MRPC_DATA_DIR=... .venv/bin/python bench/serving_variants.py RUN_A RUN_B OUTPUT_DIR
 
-RUN_A and RUN_B are two training folders of bert_mrpc_minilm (e.g. two seeds of a sweep).
+RUN_A and RUN_B are two training folders of bert_mrpc_minilm that share their start (e.g.
+two seeds of a `tfm sweep --seed_keys=task.train_data.seed`), so that they can be souped.
 Each variant is exported with `tfm export` (final weights) and measured by benchmark.py's
 probe in this same process run: median latency of one pair, and examples/s in batches of 64
 dev pairs. Reported as ratios to the single model measured alongside.

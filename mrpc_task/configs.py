@@ -296,6 +296,12 @@ class SentencePairTaskConfig(cfg.TaskConfig):
             'pooling=mean averages every token, but the last layer would compute only the '
             'first output_range of them: set it to null')
     max_positions = getattr(encoder, 'max_position_embeddings', None)
+    train, validation = self.train_data, self.validation_data
+    if (train.selection_split == 'exclude' and validation.selection_split == 'only' and
+        train.selection_fraction != validation.selection_fraction):
+      _fail(f'{prefix}.validation_data.selection_fraction', validation.selection_fraction,
+            f'must equal {prefix}.train_data.selection_fraction={train.selection_fraction}, or '
+            'evaluation would read pairs the model trained on')
     if self.train_data.pair_order != 'as_is' and not self.symmetric_pairs:
       _fail(f'{prefix}.train_data.pair_order', self.train_data.pair_order,
             f'needs {prefix}.symmetric_pairs=true, and only tasks whose label ignores the '

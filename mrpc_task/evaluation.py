@@ -13,6 +13,7 @@ from mrpc_task import configs
 from mrpc_task import data
 
 DATA_NAMES = ('dev', 'selection', 'train')
+_TINY = 1.1754944e-38  # The smallest normal float32: log() of it is finite.
 
 
 def named_data(task: configs.SentencePairTaskConfig, name: str
@@ -20,7 +21,8 @@ def named_data(task: configs.SentencePairTaskConfig, name: str
   """The evaluation config reading `name` from the task's data source.
 
   'dev' is the source's dev split (TSV dev.tsv, TFDS `validation`), 'selection' the
-  selection split of the training split, 'train' all of the training split.
+  selection split of the training split (only for runs that trained without it), 'train'
+  all of the training split.
 
   Raises:
     configs.ConfigError: an unknown name, or a tfrecord source (its files name no split).
@@ -32,6 +34,12 @@ def named_data(task: configs.SentencePairTaskConfig, name: str
     raise configs.ConfigError(
         f'--data={name}: task.train_data.source=tfrecord names files, not splits; evaluate '
         'with tfm train_experiment --mode=eval and task.validation_data.input_path instead')
+  if name == 'selection' and train.selection_split != 'exclude':
+    raise configs.ConfigError(
+        '--data=selection: this run trained on its selection split '
+        f"(task.train_data.selection_split={train.selection_split!r}, not 'exclude'), so "
+        'scores there would be on training pairs; train with '
+        'registry/templates/selection.yaml (tfm sweep does) to score it')
   dev = name == 'dev'
   return task.validation_data.replace(
       source=train.source, tsv_dir=train.tsv_dir, tfds_name=train.tfds_name,
@@ -73,5 +81,6 @@ def evaluate(task, model, data_config: configs.SentencePairDataConfig, *,
     for _, other_labels in batches[1:]:
       tf.debugging.assert_equal(other_labels, labels)  # Both orders batch alike.
     total = tf.add_n([probabilities(features) for features, _ in batches])
-    update(labels, tf.math.log(total / (len(models) * len(batches))))
+    mean = total / (len(models) * len(batches))
+    update(labels, tf.math.log(tf.maximum(mean, _TINY)))  # Never log(0).
   return {metric.name: float(metric.result()) for metric in metrics}

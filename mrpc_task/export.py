@@ -20,6 +20,7 @@ SIGNATURE_KEY = 'serving_default'
 EXTRA_ASSETS = 'assets.extra'
 CLASSES_FILE = 'classes.json'
 DEFAULT_SORT_CHUNK_SIZE = 8
+_TINY = 1.1754944e-38  # The smallest normal float32: log() of it is finite.
 
 
 class SentencePairServingModule(export_base.ExportModule):
@@ -115,7 +116,8 @@ class SentencePairServingModule(export_base.ExportModule):
       features = self.encode(first, second)
       for model in [self.model] + self.members:
         probabilities.append(tf.nn.softmax(self.logits(features, model), axis=-1))
-    return tf.math.log(tf.add_n(probabilities) / len(probabilities))
+    mean = tf.add_n(probabilities) / len(probabilities)
+    return tf.math.log(tf.maximum(mean, _TINY))  # Never log(0) = -inf.
 
   @tf.function
   def serve(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Mapping[str, tf.Tensor]:

@@ -7,7 +7,8 @@ instead, and dev only reports.
 How a pair is assigned, so that the split is the same on every run, machine and file order:
 - its key is FarmHash Fingerprint64 (`tf.strings.to_hash_bucket_fast`, a fixed function of
   the bytes) of the fingerprints of its two sentences, smaller first: a pair and its swapped
-  copy get one key, and identical pairs land on the same side (no duplicate leaks across);
+  copy get one key, and identical pairs of one label land on the same side (no duplicate
+  leaks across);
 - within each label, the `fraction` of pairs with the smallest keys (rounded to the nearest
   count, at least one) form the selection split, so it holds each class in the proportion
   of the whole file. Pairs whose key ties the last one selected are selected too.

@@ -116,7 +116,8 @@ def seed_override(seed: int, keys: Sequence[str] = SEED_KEYS) -> Dict[str, Any]:
   return override
 
 
-def _get(tree: Mapping[str, Any], path: str):
+def get_key(tree: Mapping[str, Any], path: str):
+  """The value at a dotted key of a nested override, or None."""
   for part in path.split('.'):
     if not isinstance(tree, Mapping) or part not in tree:
       return None
@@ -136,7 +137,7 @@ def follow_train_steps(override: Mapping[str, Any], trainer: Mapping[str, Any]
     override: the nested override of one run.
     trainer: the experiment's trainer config as a dict (before the override).
   """
-  steps = _get(override, 'trainer.train_steps')
+  steps = get_key(override, 'trainer.train_steps')
   if steps is None or not isinstance(steps, int) or steps < 1:
     return dict(override)
   old_steps = trainer['train_steps']

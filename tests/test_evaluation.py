@@ -36,8 +36,13 @@ def test_evaluation_scores_what_the_export_serves(monkeypatch, members, average_
 
 
 def test_named_data_reads_dev_and_the_selection_split_of_train(monkeypatch):
-  """'dev' is dev.tsv whole; 'selection' the train file's selection split; 'train' all of it."""
+  """'dev' is dev.tsv whole; 'selection' the train file's selection split, only for a run
+  that trained without it; 'train' all of the train file."""
   params = tiny_experiment(monkeypatch)
+  with pytest.raises(evaluation.configs.ConfigError,
+                     match="--data=selection: this run trained on its selection split"):
+    evaluation.named_data(params.task, 'selection')
+  params.task.train_data.selection_split = 'exclude'
   dev = evaluation.named_data(params.task, 'dev')
   chosen = evaluation.named_data(params.task, 'selection')
   whole = evaluation.named_data(params.task, 'train')

@@ -117,3 +117,15 @@ def test_hugging_face_parity_script_holds_out_the_same_pairs(mrpc_data_dir, monk
       is_training=False)
   ours = _as_tuples(selection.carve(data.read_pairs(config), part='only', fraction=0.15))
   assert sorted(held_out) == sorted(ours) and len(rest) == 3668 - 550
+
+
+def test_selection_fractions_of_training_and_evaluation_must_agree(monkeypatch):
+  """Evaluating on a larger selection split than training left out would score trained pairs."""
+  from tests.conftest import tiny_experiment  # pylint: disable=g-import-not-at-top
+  params = tiny_experiment(monkeypatch)
+  params.task.train_data.selection_split = 'exclude'
+  params.task.validation_data.selection_split = 'only'
+  params.task.validation_data.selection_fraction = 0.2
+  with pytest.raises(configs.ConfigError, match=r'task.validation_data.selection_fraction=0.2: '
+                     r'must equal task.train_data.selection_fraction=0.15'):
+    params.task.validate()

@@ -26,8 +26,11 @@ def define_flags():
   flags.DEFINE_string('experiment', None, 'Registered experiment name. Default: the one '
                       'recorded in MODEL_DIR by tfm train_experiment.')
   flags.DEFINE_string('model_dir', None, 'Training directory: its params.yaml and checkpoints.')
-  flags.DEFINE_string('checkpoint_path', None, 'Checkpoint prefix or directory. Default: the '
-                      'latest in model_dir (the final weights).')
+  flags.DEFINE_string('checkpoint_path', None, 'Checkpoint prefix or directory. Default: see '
+                      '--pick.')
+  flags.DEFINE_enum('pick', 'final', ['final', 'best'], 'Which checkpoint of each run '
+                    '(model_dir and --members) when --checkpoint_path is not given: final (the '
+                    'latest) or best (its best_ckpt/ if kept), as tfm export --pick.')
   flags.DEFINE_list('data', ['dev'], f'Comma-separated, from {", ".join(evaluation.DATA_NAMES)} '
                     '(selection: the selection split of the training file).')
   flags.DEFINE_string('output', None, 'Also write the scores to this JSON file.')
@@ -39,14 +42,6 @@ def define_flags():
   flags.DEFINE_multi_string('config_file', None, 'YAML files applied after params.yaml.')
   flags.DEFINE_string('params_override', None, 'YAML/JSON string applied last.')
   flags.mark_flags_as_required(['model_dir'])
-
-
-def latest_checkpoint(model_dir: str) -> str:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  latest = tf.train.latest_checkpoint(model_dir)
-  if not latest:
-    raise run_dir.ModelDirError(f'--model_dir={model_dir} holds no checkpoint to evaluate')
-  return latest
 
 
 def main(_):
@@ -63,12 +58,13 @@ def main(_):
                                     FLAGS.params_override)
   names = list(dict.fromkeys(FLAGS.data))
   data_configs = {name: evaluation.named_data(params.task, name) for name in names}
-  checkpoint = FLAGS.checkpoint_path or latest_checkpoint(FLAGS.model_dir)
+  checkpoint = FLAGS.checkpoint_path or export_cli.default_export_checkpoint(
+      FLAGS.model_dir, params.trainer.best_checkpoint_export_subdir, pick=FLAGS.pick)
   experiment = FLAGS.experiment or run_dir.recorded_experiment(FLAGS.model_dir)
   if FLAGS.average_orders and not params.task.symmetric_pairs:
     raise cli_main.UsageError(f'--average_orders: experiment {experiment} declares '
                               'task.symmetric_pairs=false (the order of its sentences matters)')
-  member_paths = export_cli.member_checkpoints(FLAGS.members, experiment, params, 'final')
+  member_paths = export_cli.member_checkpoints(FLAGS.members, experiment, params, FLAGS.pick)
   task = task_factory.get_task(params.task, logging_dir=FLAGS.model_dir)
   model = task.build_model()
   checkpoint = export.restore_classifier(model, checkpoint)

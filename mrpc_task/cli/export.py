@@ -86,7 +86,7 @@ def default_export_checkpoint(model_dir: str, best_subdir: str, *, pick: str = '
   for directory in ([best] if best else []) + [model_dir]:
     if directory and tf.train.latest_checkpoint(directory):
       return tf.train.latest_checkpoint(directory)
-  raise run_dir.ModelDirError(f'{flag}={model_dir} holds no checkpoint to export')
+  raise run_dir.ModelDirError(f'{flag}={model_dir} holds no checkpoint (has it trained?)')
 
 
 def member_checkpoints(members, experiment: str, params, pick: str, flag: str = '--members'):

@@ -148,6 +148,6 @@ class TrainingProgress:
       import_flags = ''.join(f'--import={module} ' for module in imports)
       lines.append(f'summary | export: tfm export {import_flags}--experiment={experiment} '
                    f'--model_dir={self.model_dir} '
-                   f'--export_dir={os.path.join(self.model_dir, "export")} '
+                   f'--export_dir={os.path.join(self.model_dir, "export")} --pick=final '
                    '(run_experiment.sh does this)')
     return '\n'.join(lines)

@@ -56,6 +56,26 @@ def expand_runs(patterns):
   return runs
 
 
+def check_shared_start(runs):
+  """Refuses runs whose classifier heads started from different random weights (task.seed)
+  or whose encoders started from different checkpoints: their average is no model at all."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import yaml  # pylint: disable=g-import-not-at-top
+  starts = {}
+  for run in runs:
+    with tf.io.gfile.GFile(experiment_config.saved_params_path(run)) as f:
+      task = (yaml.safe_load(f) or {}).get('task') or {}
+    starts[run] = tuple(task.get(k) for k in ('seed', 'init_checkpoint', 'init_from_hf'))
+  first = runs[0]
+  for run in runs[1:]:
+    if starts[run] != starts[first]:
+      raise run_dir.ModelDirError(
+          f'--runs: {run} started from task.seed / init_checkpoint / init_from_hf '
+          f'{list(starts[run])}, {first} from {list(starts[first])}: a weight soup needs one '
+          'start (train its runs with tfm sweep --seed_keys=task.train_data.seed); for runs '
+          'of different starts, average their probabilities instead (tfm export --members)')
+
+
 def _mean_score(scores) -> float:
   return 100 * (scores['accuracy'] + scores['f1']) / 2
 
@@ -74,6 +94,7 @@ def main(_):
   params = export_cli.export_params(FLAGS.experiment, runs[0])
   experiment = FLAGS.experiment or run_dir.recorded_experiment(runs[0])
   checkpoints = export_cli.member_checkpoints(runs, experiment, params, FLAGS.pick, '--runs')
+  check_shared_start(runs)
   data_names = [name for name in dict.fromkeys(FLAGS.data) if name]
   if FLAGS.method == 'greedy' and 'selection' not in data_names:
     data_names.insert(0, 'selection')

@@ -24,6 +24,7 @@ import time
 from typing import Any, Dict, List
 
 from absl import flags
+from absl import logging
 
 from mrpc_task import errors
 from mrpc_task import safe_output
@@ -85,6 +86,17 @@ def _config_files() -> List[str]:
   return selection + list(FLAGS.config_file or [])
 
 
+def _file_digests(paths) -> List[str]:
+  """'path sha256' of each file: a sweep resumed after a file changed is refused."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  digests = []
+  for path in paths:
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      digests.append(f'{os.path.abspath(path)} {hashlib.sha256(f.read()).hexdigest()}')
+  return digests
+
+
 def _check_sweep_folder(shared: Dict[str, Any]):
   """A folder holding another sweep (other experiment, override or files) is refused."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -111,13 +123,26 @@ def _validated_overrides(points, seeds) -> Dict[Any, Dict[str, Any]]:
   """The override of every run; each point's config is built and validated first."""
   import yaml  # pylint: disable=g-import-not-at-top
   from mrpc_task.cli import experiment_config  # pylint: disable=g-import-not-at-top
+  from mrpc_task import evaluation  # pylint: disable=g-import-not-at-top
   defaults = experiment_config.parse_experiment(FLAGS.experiment, config_files=_config_files())
+  try:
+    experiment_config.parse_experiment(
+        FLAGS.experiment, config_files=_config_files(),
+        params_override=json.dumps(sweep.seed_override(seeds[0], FLAGS.seed_keys)))
+  except errors.InputError as e:
+    raise SweepError(f'--seed_keys={",".join(FLAGS.seed_keys)}: {cli_main.one_line(e)}') from e
+  for name in ('selection', 'dev') if FLAGS.selection else ('dev',):
+    evaluation.named_data(defaults.task, name)  # A source with no splits fails now.
   trainer = yaml.safe_load(yaml.safe_dump(defaults.trainer.as_dict()))
   overrides = {}
   for point in points:
     point_override = _base_override()
     for key, value in point:
       point_override = sweep.merge(point_override, sweep.nested(key, value))
+    for key in FLAGS.seed_keys:
+      if sweep.get_key(point_override, key) is not None:
+        raise SweepError(f'{key} is set by --grid or --params_override and by each seed '
+                         f'(--seed_keys): drop it from one of them')
     point_override = sweep.follow_train_steps(point_override, trainer)
     for seed in seeds:
       overrides[point, seed] = sweep.merge(point_override,
@@ -159,7 +184,11 @@ def _write_results(results, points, keys) -> str:
                                  overwrite=True) as f:
       f.write(text)
   from mrpc_task import sweep_plot  # pylint: disable=g-import-not-at-top
-  png = sweep_plot.results_png(rows)
+  try:
+    png = sweep_plot.results_png(rows)
+  except ImportError as e:  # matplotlib is the optional `report` extra.
+    logging.warning('results.png not written: %s', e)
+    png = None
   if png is not None:
     with safe_output.atomic_file(os.path.join(FLAGS.output_dir, 'results.png'), 'wb',
                                  flag='--output_dir', overwrite=True) as f:
@@ -185,7 +214,7 @@ def main(_):
   overrides = _validated_overrides(points, seeds)
   _check_sweep_folder({'experiment': FLAGS.experiment, 'params_override': _base_override(),
                        'selection': FLAGS.selection, 'seed_keys': list(FLAGS.seed_keys),
-                       'config_files': [os.path.abspath(p) for p in FLAGS.config_file or []],
+                       'config_files': _file_digests(FLAGS.config_file or []),
                        'imports': list(cli_main.IMPORTED)})
   todo = [(p, s) for p in points for s in seeds
           if not os.path.exists(os.path.join(_run_dir(p, s), SCORES_FILE))]
