@@ -2,8 +2,9 @@
 
     MRPC_DATA_DIR=... .venv/bin/python bench/serving_variants.py RUN_A RUN_B OUTPUT_DIR
 
-RUN_A and RUN_B are two training folders of bert_mrpc_minilm that share their start (e.g.
-two seeds of a `tfm sweep --seed_keys=task.train_data.seed`), so that they can be souped.
+RUN_A and RUN_B are two training folders of bert_mrpc_minilm (e.g. two seeds of a sweep). The
+soup is RUN_A's weights written by `tfm soup` (a soup is one model whatever went into it, so
+its cost does not depend on its ingredients).
 Each variant is exported with `tfm export` (final weights) and measured by benchmark.py's
 probe in this same process run: median latency of one pair, and examples/s in batches of 64
 dev pairs. Reported as ratios to the single model measured alongside.
@@ -25,11 +26,11 @@ def main():
   os.makedirs(output_dir, exist_ok=True)
   soup_dir = os.path.join(output_dir, 'soup')
   if not os.path.exists(os.path.join(soup_dir, 'soup.json')):
-    measure.run_measured([f'{measure.BIN}/tfm', 'soup', f'--runs={run_a},{run_b}', '--data=',
+    measure.run_measured([f'{measure.BIN}/tfm', 'soup', f'--runs={run_a}', '--data=',
                           f'--output_dir={soup_dir}', '--overwrite'], soup_dir + '.log')
   variants = {
       'single': [f'--model_dir={run_a}'],
-      'soup_of_2': [f'--model_dir={soup_dir}'],
+      'soup': [f'--model_dir={soup_dir}'],
       'ensemble_of_2': [f'--model_dir={run_a}', f'--members={run_b}'],
       'single_both_orders': [f'--model_dir={run_a}', '--average_orders'],
       'ensemble_of_2_both_orders': [f'--model_dir={run_a}', f'--members={run_b}',
