@@ -180,6 +180,7 @@ def test_evaluate_scores_the_final_checkpoint_as_the_trainer_did(trained, tmp_pa
   assert again.returncode == 1 and 'already exists' in again.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_sweep_of_rte_runs_and_refuses_swapping_its_sentences(tmp_path):
   """bert_rte_minilm (shrunk to a tiny encoder) sweeps on an RTE-layout folder; a grid that
   swaps sentence orders is refused before running, since RTE is not symmetric."""
