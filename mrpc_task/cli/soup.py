@@ -91,7 +91,10 @@ def main(_):
                              flag='--output_dir')
   safe_output.check_destination(FLAGS.output_dir, flag='--output_dir',
                                 overwrite=FLAGS.overwrite, folder=True)
-  params = export_cli.export_params(FLAGS.experiment, runs[0])
+  try:
+    params = export_cli.export_params(FLAGS.experiment, runs[0])
+  except run_dir.ModelDirError as e:  # Its message names --model_dir; the flag here is --runs.
+    raise run_dir.ModelDirError(str(e).replace('--model_dir=', '--runs: ', 1)) from e
   experiment = FLAGS.experiment or run_dir.recorded_experiment(runs[0])
   checkpoints = export_cli.member_checkpoints(runs, experiment, params, FLAGS.pick, '--runs')
   check_shared_start(runs)
