@@ -33,6 +33,32 @@ class GridError(errors.InputError):
 Point = Tuple[Tuple[str, Any], ...]  # ((key, value), ...) in grid order.
 
 
+class OverrideError(errors.InputError):
+  """--params_override is neither a YAML/JSON mapping nor KEY=VALUE,..."""
+
+
+def parse_override(text: str) -> Dict[str, Any]:
+  """A params override as a nested dict, in any form `tfm train --params_override` takes.
+
+  YAML or JSON (`{trainer: {train_steps: 684}}`), or Model Garden's comma-separated dotted
+  form (`trainer.train_steps=684,task.seed=1`); '' is no override.
+  """
+  from official.modeling.hyperparams import params_dict  # pylint: disable=g-import-not-at-top
+  if not text:
+    return {}
+  try:
+    loaded = yaml.safe_load(text)
+    if isinstance(loaded, str) and '=' in loaded:
+      loaded = yaml.safe_load(params_dict.nested_csv_str_to_json_str(text))
+  except (yaml.YAMLError, ValueError) as e:
+    raise OverrideError(f'--params_override={text!r}: not YAML, JSON or KEY=VALUE,... '
+                        f'({" ".join(str(e).split())})') from e
+  if not isinstance(loaded, dict):
+    raise OverrideError(f'--params_override={text!r}: must be a mapping of keys, e.g. '
+                        f'trainer.train_steps=684 or {{trainer: {{train_steps: 684}}}}')
+  return loaded
+
+
 def parse_value(text: str) -> Any:
   """'2e-4' -> 0.0002, '3' -> 3, 'true' -> True, 'null' -> None, anything else a string."""
   text = text.strip()

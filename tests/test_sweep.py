@@ -63,6 +63,20 @@ def test_train_steps_alone_carries_the_schedule_with_it():
   assert sweep.follow_train_steps({'task': {'seed': 1}}, trainer) == {'task': {'seed': 1}}
 
 
+def test_params_override_takes_every_form_tfm_train_takes():
+  """YAML, JSON and Model Garden's dotted KEY=VALUE form give the same nested override."""
+  nested = {'trainer': {'train_steps': 684}, 'task': {'train_data': {'pair_order': 'both'}}}
+  assert sweep.parse_override('trainer.train_steps=684,task.train_data.pair_order=both') == nested
+  assert sweep.parse_override(json.dumps(nested)) == nested
+  assert sweep.parse_override('{trainer: {train_steps: 684}, task: {train_data: '
+                              '{pair_order: both}}}') == nested
+  assert sweep.parse_override('') == {}
+  with pytest.raises(sweep.OverrideError, match=r"^--params_override='684': must be a mapping"):
+    sweep.parse_override('684')
+  with pytest.raises(sweep.OverrideError, match=r"^--params_override='\{a: \[1,': not YAML"):
+    sweep.parse_override('{a: [1,')
+
+
 def test_summary_rows_hold_exact_means_and_sample_stds():
   """Mean and sample std over seeds per score; a point without runs has NaN and no cell."""
   point_a, point_b = (('k', 1),), (('k', 2),)

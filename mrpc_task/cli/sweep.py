@@ -52,8 +52,8 @@ def define_flags():
   flags.DEFINE_string('output_dir', None, 'Folder of the sweep (runs and results); an '
                       'existing sweep there is resumed.')
   flags.DEFINE_multi_string('config_file', None, 'YAML files applied to every run.')
-  flags.DEFINE_string('params_override', None, 'YAML/JSON applied to every run, under the '
-                      'grid values and seeds.')
+  flags.DEFINE_string('params_override', None, 'YAML/JSON or KEY=VALUE,... (as tfm train '
+                      'takes it) applied to every run, under the grid values and seeds.')
   flags.DEFINE_list('seed_keys', list(sweep.SEED_KEYS), 'The config keys each seed sets. '
                     'task.train_data.seed alone: runs share their initial head (and '
                     'task.seed), as the ingredients of a weight soup must.')
@@ -68,16 +68,10 @@ def _tfm(command: str, *args: str) -> List[str]:
 
 
 def _base_override() -> Dict[str, Any]:
-  import yaml  # pylint: disable=g-import-not-at-top
-  if not FLAGS.params_override:
-    return {}
   try:
-    loaded = yaml.safe_load(FLAGS.params_override)
-  except yaml.YAMLError as e:
-    raise SweepError(f'--params_override: not valid YAML or JSON ({e})') from e
-  if not isinstance(loaded, dict):
-    raise SweepError(f'--params_override={FLAGS.params_override!r}: must be a mapping of keys')
-  return loaded
+    return sweep.parse_override(FLAGS.params_override or '')
+  except sweep.OverrideError as e:
+    raise SweepError(str(e)) from e
 
 
 def _config_files() -> List[str]:
@@ -147,12 +141,12 @@ def _validated_overrides(points, seeds) -> Dict[Any, Dict[str, Any]]:
     for seed in seeds:
       overrides[point, seed] = sweep.merge(point_override,
                                            sweep.seed_override(seed, FLAGS.seed_keys))
-    what = f'--grid point {sweep.point_name(point)}' if point else '--params_override'
+    what = f'--grid point {sweep.point_name(point)}: ' if point else ''
     try:  # Seeds change no key that could fail: one run's config stands for the point's.
       experiment_config.parse_experiment(FLAGS.experiment, config_files=_config_files(),
                                          params_override=json.dumps(overrides[point, seeds[0]]))
     except errors.InputError as e:
-      raise SweepError(f'{what}: {cli_main.one_line(e)}') from e
+      raise SweepError(f'{what}{cli_main.one_line(e)}') from e
   return overrides
 
 
