@@ -2,7 +2,9 @@
 
 import os
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import hyperparams
@@ -185,3 +187,26 @@ def test_tpu_template_keeps_static_shapes(monkeypatch):
   assert train.element_spec[0]['input_word_ids'].shape.as_list() == [8, 16]
   evaluation = data.build_dataset(params.task.validation_data)
   assert all(f['input_word_ids'].shape == (4, 16) for f, _ in evaluation)  # 20 = 5 x 4
+
+
+def test_hf_trainer_template_builds_adamw_without_any_clipping():
+  """The parity recipe: AdamW 0.01 sparing LayerNorm and biases, and no clipping at all
+  (Model Garden's AdamWeightDecay would clip to 1.0 through gradient_clip_norm otherwise)."""
+  params = exp_factory.get_exp_config('bert_mrpc_tiny')
+  params = hyperparams.override_params_dict(
+      params, os.path.join(TEMPLATES, 'hf_trainer.yaml'), is_strict=True)
+  params.validate()
+  task = task_factory.get_task(params.task)
+  optimizer = task.create_optimizer(params.trainer.optimizer_config, params.runtime)
+  assert type(optimizer).__name__ == 'AdamWeightDecay'
+  assert optimizer.gradient_clip_norm == 0.0 and optimizer.global_clipnorm is None
+  assert optimizer.weight_decay_rate == 0.01 and optimizer.epsilon == 1e-8
+  # A zero gradient leaves Adam's step at 0, so only the decay moves a variable.
+  kernel = tf.Variable(tf.ones([2]), name='encoder/layer_0/kernel')
+  gamma = tf.Variable(tf.ones([2]), name='encoder/layer_0/LayerNorm/gamma')
+  bias = tf.Variable(tf.ones([2]), name='encoder/layer_0/bias')
+  optimizer.iterations.assign(50)
+  rate = float(optimizer.learning_rate(optimizer.iterations))
+  optimizer.apply_gradients([(tf.zeros([2]), v) for v in (kernel, gamma, bias)])
+  np.testing.assert_allclose(kernel.numpy(), [1 - rate * 0.01] * 2, rtol=1e-6)
+  assert rate > 0 and gamma.numpy().tolist() == bias.numpy().tolist() == [1.0, 1.0]
