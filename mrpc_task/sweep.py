@@ -38,25 +38,25 @@ class OverrideError(errors.InputError):
 
 
 def parse_override(text: str) -> Dict[str, Any]:
-  """A params override as a nested dict, in any form `tfm train --params_override` takes.
+  """A params override as a nested dict, read exactly as `tfm train --params_override` reads it.
 
-  YAML or JSON (`{trainer: {train_steps: 684}}`), or Model Garden's comma-separated dotted
-  form (`trainer.train_steps=684,task.seed=1`); '' is no override.
+  Model Garden's own reader does the parsing (applied to an empty ParamsDict): its dotted
+  `KEY=VALUE,...` form, YAML or JSON (with its float rules: `1e-8` is a number), or a YAML
+  file's path; '' is no override.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.modeling.hyperparams import params_dict  # pylint: disable=g-import-not-at-top
-  if not text:
-    return {}
+  loaded = params_dict.ParamsDict()
   try:
-    loaded = yaml.safe_load(text)
-    if isinstance(loaded, str) and '=' in loaded:
-      loaded = yaml.safe_load(params_dict.nested_csv_str_to_json_str(text))
-  except (yaml.YAMLError, ValueError) as e:
+    params_dict.override_params_dict(loaded, text, is_strict=False)
+  except yaml.YAMLError as e:
     raise OverrideError(f'--params_override={text!r}: not YAML, JSON or KEY=VALUE,... '
                         f'({" ".join(str(e).split())})') from e
-  if not isinstance(loaded, dict):
+  except tf.errors.NotFoundError as e:  # Neither a mapping nor a file: Model Garden tried both.
     raise OverrideError(f'--params_override={text!r}: must be a mapping of keys, e.g. '
-                        f'trainer.train_steps=684 or {{trainer: {{train_steps: 684}}}}')
-  return loaded
+                        f'trainer.train_steps=684 or {{trainer: {{train_steps: 684}}}}, or a '
+                        f'YAML file') from e
+  return loaded.as_dict()
 
 
 def parse_value(text: str) -> Any:

@@ -71,6 +71,7 @@ def test_params_override_takes_every_form_tfm_train_takes():
   assert sweep.parse_override('{trainer: {train_steps: 684}, task: {train_data: '
                               '{pair_order: both}}}') == nested
   assert sweep.parse_override('') == {}
+  assert sweep.parse_override('{a: 1e-8}') == {'a': 1e-8}  # Model Garden's float rule.
   with pytest.raises(sweep.OverrideError, match=r"^--params_override='684': must be a mapping"):
     sweep.parse_override('684')
   with pytest.raises(sweep.OverrideError, match=r"^--params_override='\{a: \[1,': not YAML"):

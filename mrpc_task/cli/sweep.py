@@ -52,8 +52,9 @@ def define_flags():
   flags.DEFINE_string('output_dir', None, 'Folder of the sweep (runs and results); an '
                       'existing sweep there is resumed.')
   flags.DEFINE_multi_string('config_file', None, 'YAML files applied to every run.')
-  flags.DEFINE_string('params_override', None, 'YAML/JSON or KEY=VALUE,... (as tfm train '
-                      'takes it) applied to every run, under the grid values and seeds.')
+  flags.DEFINE_string('params_override', None, 'KEY=VALUE,..., YAML/JSON or a YAML file '
+                      '(as tfm train takes it), applied to every run under the grid values '
+                      'and seeds.')
   flags.DEFINE_list('seed_keys', list(sweep.SEED_KEYS), 'The config keys each seed sets. '
                     'task.train_data.seed alone: runs share their initial head (and '
                     'task.seed), as the ingredients of a weight soup must.')
@@ -68,10 +69,7 @@ def _tfm(command: str, *args: str) -> List[str]:
 
 
 def _base_override() -> Dict[str, Any]:
-  try:
-    return sweep.parse_override(FLAGS.params_override or '')
-  except sweep.OverrideError as e:
-    raise SweepError(str(e)) from e
+  return sweep.parse_override(FLAGS.params_override or '')
 
 
 def _config_files() -> List[str]:
