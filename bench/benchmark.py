@@ -105,8 +105,8 @@ import json, statistics, sys, time
 import tensorflow as tf, tensorflow_text  # noqa
 sys.path.insert(0, sys.argv[2])
 from mrpc_task import tsv_reader
-dev = tsv_reader.read_sentence_pairs(sys.argv[3] + '/dev.tsv', sentence1_column='#1 String',
-    sentence2_column='#2 String', label_column='Quality', label_vocabulary=['0', '1'])
+dev = tsv_reader.read_examples(sys.argv[3] + '/dev.tsv', text_columns=['#1 String', '#2 String'],
+    label_column='Quality', labels=tsv_reader.LabelSpec.classes({'0': 0, '1': 1}))
 serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']
 one = dict(sentence1=tf.constant(dev.sentence1[:1]), sentence2=tf.constant(dev.sentence2[:1]))
 for _ in range(5): serve(**one)
@@ -155,11 +155,11 @@ def mean(rows, key):
 
 
 def main(_):
-  from mrpc_task import conversion_cache  # pylint: disable=g-import-not-at-top
+  from mrpc_task.checkpoints import cache  # pylint: disable=g-import-not-at-top
   from registry import experiments  # pylint: disable=g-import-not-at-top
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   params = recipe()
-  checkpoint = conversion_cache.converted_hf_checkpoint(experiments.minilm_dir())
+  checkpoint = cache.converted_hf_checkpoint(experiments.minilm_dir())
   records = os.path.join(FLAGS.output_dir, 'stock_tfrecords')
   measure.run_measured([sys.executable, os.path.join(measure.REPO, 'bench', 'stock_tfrecords.py'),
                         f'--data_dir={os.environ["MRPC_DATA_DIR"]}',

@@ -44,10 +44,10 @@ def run_probabilities(run_dir):
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
   import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import data  # pylint: disable=g-import-not-at-top
-  from mrpc_task import evaluation  # pylint: disable=g-import-not-at-top
   from mrpc_task import export  # pylint: disable=g-import-not-at-top
-  from mrpc_task.cli import export as export_cli  # pylint: disable=g-import-not-at-top
-  params = export_cli.export_params(None, run_dir)
+  from mrpc_task import runs  # pylint: disable=g-import-not-at-top
+  from mrpc_task.tuning import evaluation  # pylint: disable=g-import-not-at-top
+  _, params = runs.load_run_config(run_dir)
   task = task_factory.get_task(params.task)
   model = task.build_model()
   export.restore_classifier(model, tf.train.latest_checkpoint(run_dir))

@@ -10,7 +10,7 @@ needed), e.g.
         --seed=0 --output=parity.jsonl
 
 It trains on MRPC train minus the selection split (the same pairs as
-mrpc_task/selection.py picks: the same Fingerprint64 keys, computed with the farmhash package,
+mrpc_task/tuning/selection.py picks: the same Fingerprint64 keys, computed with the farmhash package,
 which tests/test_selection.py checks against TensorFlow's), with AdamW, a linear warm-up and
 decay, for a fixed number of steps, then scores the *final* weights on the selection split
 and on dev. One JSON line per run is appended to --output.

@@ -1,76 +1,107 @@
-"""The input pipeline: a source of sentence pairs -> packed BERT inputs, batched.
+"""The input pipeline: a source of examples -> packed BERT inputs, batched.
 
-read (TSV / TFDS / TFRecord) -> keep one side of the selection split (if asked) -> shard per
-input pipeline -> tokenize + pack (each pair in both orders, if asked) -> cache -> shuffle +
-repeat (training) -> one order per pair (`random` order) -> batch (static, or bucketed by
-length and trimmed) -> prefetch.
+read (TSV / TFDS / TFRecord; each evaluation split tagged with its id) -> keep one side of
+the selection split (if asked) -> shard per input pipeline -> tokenize + pack (each pair in
+both orders, if asked) -> cache -> shuffle + repeat (training) -> one order per pair (`random`
+order) -> batch (static, or bucketed by length and trimmed) -> prefetch.
 
-Pure functions of a `SentencePairDataConfig`; nothing here knows about the Task or the model.
+An example is one text (`sentence1`) or two (`sentence1`, `sentence2`) and a label: an int32
+class id (-1: unlabeled) or a float32 score (NaN: unlabeled). Pure functions of a
+`TextDataConfig`; nothing here knows about the Task or the model.
 """
 
-from typing import Optional
+import os
+from typing import List, Optional
 
 from absl import logging
 import tensorflow as tf
 
 from mrpc_task import configs
 from mrpc_task import errors
-from mrpc_task import selection
 from mrpc_task import tokenization
 from mrpc_task import tsv_reader
+from mrpc_task.tuning import selection
 
-# Raw pairs are tokenized in batches of this size: the WordPiece op is much faster per batch.
+# Raw examples are tokenized in batches of this size: the WordPiece op is much faster per batch.
 _TOKENIZE_BATCH = 256
-
-
-def read_pairs(params: configs.SentencePairDataConfig) -> tf.data.Dataset:
-  """Unbatched dicts {sentence1, sentence2: string, label: int32} from the configured source.
-
-  Unlabeled inputs (GLUE test.tsv) get label -1.
-  """
-  if params.source == 'tsv':
-    return _read_tsv(params)
-  if params.source == 'tfds':
-    return _read_tfds(params)
-  if params.source == 'tfrecord':
-    return _read_tfrecord(params)
-  raise configs.ConfigError(f'data.source={params.source!r}: must be one of {configs.SOURCES}')
+# The feature that tells which evaluation split an example is from, when there are several.
+SPLIT_ID = 'split_id'
+TEXT_KEYS = ('sentence1', 'sentence2')
 
 
 class DataSourceError(errors.InputError):
   """The configured data cannot be read (no network for TFDS, a folder that is a file...)."""
 
 
-def _read_tsv(params):
-  if tf.io.gfile.exists(params.tsv_dir) and not tf.io.gfile.isdir(params.tsv_dir):
-    key = f'task.{"train" if params.is_training else "validation"}_data.tsv_dir'
+def label_spec(params: configs.TextDataConfig,
+               score_range=()) -> tsv_reader.LabelSpec:
+  """How labels are read: class ids from `label_vocabulary`, or (when it is empty) scores."""
+  if params.label_vocabulary:
+    return tsv_reader.LabelSpec.classes(
+        {label: i for i, label in enumerate(params.label_vocabulary)})
+  return tsv_reader.LabelSpec.scores(score_range)
+
+
+def read_examples(params: configs.TextDataConfig, split: configs.SplitRead,
+                  labels: tsv_reader.LabelSpec) -> tf.data.Dataset:
+  """Unbatched dicts of one split: `sentence1` (and `sentence2`) strings and `label`."""
+  if params.source == 'tsv':
+    return _read_tsv(params, split.tsv_split, labels)
+  if params.source == 'tfds':
+    return _read_tfds(params, split.tfds_split, labels)
+  if params.source == 'tfrecord':
+    return _read_tfrecord(params, labels)
+  raise configs.ConfigError(f'data.source={params.source!r}: must be one of {configs.SOURCES}')
+
+
+def _data_key(params) -> str:
+  return f'task.{"train" if params.is_training else "validation"}_data'
+
+
+def _read_tsv(params, split: str, labels: tsv_reader.LabelSpec):
+  key = _data_key(params)
+  if not tf.io.gfile.exists(params.tsv_dir):
     raise DataSourceError(
-        f'{key}={params.tsv_dir!r}: is a file, not a folder; it must be the GLUE folder '
-        f'holding {params.tsv_split}.tsv (e.g. MRPC_DATA_DIR=/path/to/MRPC)')
-  path = tsv_reader.glue_file(params.tsv_dir, params.tsv_split)
+        f'{key}.tsv_dir={params.tsv_dir!r}: no such folder (it must be the task\'s GLUE '
+        f'folder holding {split}.tsv; a GLUE_DIR must hold the task\'s GLUE folder, e.g. '
+        'GLUE_DIR/MNLI)')
+  if not tf.io.gfile.isdir(params.tsv_dir):
+    raise DataSourceError(
+        f'{key}.tsv_dir={params.tsv_dir!r}: is a file, not a folder; it must be the GLUE folder '
+        f'holding {split}.tsv (e.g. MRPC_DATA_DIR=/path/to/MRPC)')
+  path = tsv_reader.glue_file(params.tsv_dir, split)
   columns = params.tsv_columns
-  pairs = tsv_reader.read_sentence_pairs(
-      path,
-      sentence1_column=columns.sentence1,
-      sentence2_column=columns.sentence2,
-      label_column=columns.label,
-      label_vocabulary=list(params.label_vocabulary),
-      on_bad_rows=params.on_bad_rows)
-  if not len(pairs):
+  text_columns = [c for c in (columns.sentence1, columns.sentence2) if c]
+  examples = tsv_reader.read_examples(
+      path, text_columns=text_columns, label_column=columns.label, labels=labels,
+      header=list(columns.header), on_bad_rows=params.on_bad_rows)
+  if not len(examples):
     raise tsv_reader.TsvFormatError(f'{path}: no usable rows')
-  labels = pairs.labels if pairs.labels is not None else [-1] * len(pairs)
-  if not params.is_training and pairs.labels is not None and len(set(pairs.labels)) < 2:
-    (only,) = set(pairs.labels)
+  if examples.labels is None:
+    values = [_unlabeled(labels)] * len(examples)
+  else:
+    values = examples.labels
+  if (not params.is_training and examples.labels is not None and not labels.is_score and
+      len(set(examples.labels)) < 2):
+    (only,) = set(examples.labels)
     logging.warning(
-        '%s: every one of its %d pairs has label %r: F1 of the other class is undefined or 0 '
-        'on it, so best-checkpoint selection by F1 means nothing (set '
+        '%s: every one of its %d examples has label %r: F1 of the other class is undefined or '
+        '0 on it, so best-checkpoint selection by F1 means nothing (set '
         'trainer.best_checkpoint_eval_metric=accuracy, or evaluate on both classes)', path,
-        len(pairs), params.label_vocabulary[only])
-  return tf.data.Dataset.from_tensor_slices({
-      'sentence1': tf.constant(pairs.sentence1, tf.string),
-      'sentence2': tf.constant(pairs.sentence2, tf.string),
-      'label': tf.constant(labels, tf.int32),
-  })
+        len(examples), params.label_vocabulary[only])
+  tensors = {name: tf.constant(texts, tf.string)
+             for name, texts in zip(TEXT_KEYS, examples.texts)}
+  tensors['label'] = tf.constant(values, _label_dtype(labels))
+  return tf.data.Dataset.from_tensor_slices(tensors)
+
+
+def _label_dtype(labels: tsv_reader.LabelSpec) -> tf.DType:
+  return tf.float32 if labels.is_score else tf.int32
+
+
+def _unlabeled(labels: tsv_reader.LabelSpec):
+  """The label of an unlabeled example: -1 (no class) or NaN (no score)."""
+  return float('nan') if labels.is_score else -1
 
 
 # Exceptions that mean the download could not reach its server.
@@ -96,7 +127,6 @@ def _download_hosts_unreachable(builder) -> bool:
   TFDS retries each download 10 times with back-off (about 3.5 minutes) before giving up.
   With a proxy configured, names are resolved by the proxy, so nothing is decided here.
   """
-  import os  # pylint: disable=g-import-not-at-top
   import socket  # pylint: disable=g-import-not-at-top
   from urllib import parse  # pylint: disable=g-import-not-at-top
   if any(os.environ.get(name) for name in ('https_proxy', 'HTTPS_PROXY', 'http_proxy',
@@ -112,11 +142,12 @@ def _download_hosts_unreachable(builder) -> bool:
   return bool(hosts)
 
 
-def _tfds_error(params, error: BaseException, *, offline: bool) -> DataSourceError:
-  where = f'tfds_name={params.tfds_name!r} split={params.tfds_split!r}'
-  local = ("set the experiment's folder variable (MRPC_DATA_DIR=/path/to/glue/MRPC, "
-           'RTE_DATA_DIR, QQP_DATA_DIR), or override task.train_data.source=tsv and '
-           'task.train_data.tsv_dir=/path (same for task.validation_data)')
+def _tfds_error(params, split: str, error: Optional[BaseException], *,
+                offline: bool) -> DataSourceError:
+  where = f'tfds_name={params.tfds_name!r} split={split!r}'
+  local = ("set the task's data folder variable (e.g. MRPC_DATA_DIR=/path/to/glue/MRPC, or "
+           'GLUE_DIR=/path/to/glue holding the GLUE task folders), or override '
+           f'{_data_key(params)}.source=tsv and {_data_key(params)}.tsv_dir=/path')
   if offline:
     return DataSourceError(
         f'{where}: TFDS must download it first and no download server is reachable '
@@ -125,58 +156,74 @@ def _tfds_error(params, error: BaseException, *, offline: bool) -> DataSourceErr
                          f'To read local GLUE TSV files instead: {local}')
 
 
-def _read_tfds(params):
+def _text_fields(params) -> List[str]:
+  return [key for key in (params.sentence1_key, params.sentence2_key) if key]
+
+
+def _read_tfds(params, split: str, labels: tsv_reader.LabelSpec):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
   data_dir = params.tfds_data_dir or None
   try:
     builder = tfds.builder(params.tfds_name, data_dir=data_dir)
     if not builder.is_prepared() and _download_hosts_unreachable(builder):
-      raise _tfds_error(params, None, offline=True)
+      raise _tfds_error(params, split, None, offline=True)
     if not builder.is_prepared():
       builder.download_and_prepare()
-    dataset = builder.as_dataset(split=params.tfds_split, shuffle_files=False)
+    dataset = builder.as_dataset(split=split, shuffle_files=False)
   except DataSourceError:
     raise
   except Exception as e:  # pylint: disable=broad-except  (TFDS raises many kinds)
-    raise _tfds_error(params, e, offline=_is_network_error(e)) from e
-  return dataset.map(
-      lambda example: {
-          'sentence1': example[params.sentence1_key],
-          'sentence2': example[params.sentence2_key],
-          'label': tf.cast(example[params.label_key], tf.int32),
-      })
+    raise _tfds_error(params, split, e, offline=_is_network_error(e)) from e
+  keys = _text_fields(params)
+  dtype = _label_dtype(labels)
+
+  def example(features):
+    out = {name: features[key] for name, key in zip(TEXT_KEYS, keys)}
+    out['label'] = tf.cast(features[params.label_key], dtype)
+    return out
+
+  return dataset.map(example)
 
 
-def _read_tfrecord(params):
+def _read_tfrecord(params, labels: tsv_reader.LabelSpec):
   files = tf.io.gfile.glob(params.input_path)
   if not files:
     raise FileNotFoundError(f'data.input_path={params.input_path!r} matches no file')
-  spec = {
-      params.sentence1_key: tf.io.FixedLenFeature([], tf.string),
-      params.sentence2_key: tf.io.FixedLenFeature([], tf.string),
-      params.label_key: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
-  }
+  keys = _text_fields(params)
+  spec = {key: tf.io.FixedLenFeature([], tf.string) for key in keys}
+  if labels.is_score:
+    spec[params.label_key] = tf.io.FixedLenFeature([], tf.float32,
+                                                   default_value=float('nan'))
+  else:
+    spec[params.label_key] = tf.io.FixedLenFeature([], tf.int64, default_value=-1)
+  dtype = _label_dtype(labels)
 
   def parse(record):
-    example = tf.io.parse_single_example(record, spec)
-    return {
-        'sentence1': example[params.sentence1_key],
-        'sentence2': example[params.sentence2_key],
-        'label': tf.cast(example[params.label_key], tf.int32),
-    }
+    features = tf.io.parse_single_example(record, spec)
+    out = {name: features[key] for name, key in zip(TEXT_KEYS, keys)}
+    out['label'] = tf.cast(features[params.label_key], dtype)
+    return out
 
   return tf.data.TFRecordDataset(sorted(files)).map(parse)
 
 
-def encode_pairs(pairs: tf.data.Dataset,
-                 preprocessor: tokenization.SentencePairPreprocessor) -> tf.data.Dataset:
-  """Pair dicts -> unbatched (features padded to seq_length, label)."""
+def _texts(example) -> List[tf.Tensor]:
+  return [example[name] for name in TEXT_KEYS if name in example]
 
-  def encode(batch):
-    return preprocessor(batch['sentence1'], batch['sentence2']), batch['label']
 
-  return (pairs.batch(_TOKENIZE_BATCH)
-          .map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def encode(examples: tf.data.Dataset,
+           preprocessor: tokenization.TextPreprocessor) -> tf.data.Dataset:
+  """Example dicts -> unbatched (features padded to seq_length, label); a split id, when the
+  examples carry one, becomes the feature `split_id`."""
+
+  def encode_batch(batch):
+    features = preprocessor(*_texts(batch))
+    if SPLIT_ID in batch:
+      features[SPLIT_ID] = batch[SPLIT_ID]
+    return features, batch['label']
+
+  return (examples.batch(_TOKENIZE_BATCH)
+          .map(encode_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
           .unbatch())
 
 
@@ -197,10 +244,10 @@ def both_orders(pairs: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def encode_both_orders(pairs: tf.data.Dataset,
-                       preprocessor: tokenization.SentencePairPreprocessor) -> tf.data.Dataset:
+                       preprocessor: tokenization.TextPreprocessor) -> tf.data.Dataset:
   """Pair dicts -> unbatched ((features, label), (swapped features, label))."""
-  return tf.data.Dataset.zip(encode_pairs(pairs, preprocessor),
-                             encode_pairs(pairs.map(_swapped), preprocessor))
+  return tf.data.Dataset.zip(encode(pairs, preprocessor),
+                             encode(pairs.map(_swapped), preprocessor))
 
 
 def pick_random_order(examples: tf.data.Dataset, seed: Optional[int]) -> tf.data.Dataset:
@@ -215,7 +262,7 @@ def pick_random_order(examples: tf.data.Dataset, seed: Optional[int]) -> tf.data
       pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def batch_examples(examples: tf.data.Dataset, params: configs.SentencePairDataConfig,
+def batch_examples(examples: tf.data.Dataset, params: configs.TextDataConfig,
                    batch_size: int) -> tf.data.Dataset:
   """Batches packed examples: [batch, seq_length], or trimmed to the longest (after bucketing)."""
   if params.padding in ('static', 'trimmed'):
@@ -238,10 +285,31 @@ def batch_examples(examples: tf.data.Dataset, params: configs.SentencePairDataCo
   return batched.map(lambda features, label: (tokenization.trim_to_longest(features), label))
 
 
-def build_dataset(params: configs.SentencePairDataConfig,
+def read_splits(params: configs.TextDataConfig,
+                labels: tsv_reader.LabelSpec) -> tf.data.Dataset:
+  """Every split the config reads (`params.reads`), each carved to its side of the selection
+  split; with several splits each example carries its split's index as `split_id`."""
+  reads = params.reads
+  datasets = []
+  for index, split in enumerate(reads):
+    examples = selection.carve(read_examples(params, split, labels),
+                               part=params.selection_split,
+                               fraction=params.selection_fraction)
+    if len(reads) > 1:
+      examples = examples.map(
+          lambda example, index=index: dict(example, **{SPLIT_ID: tf.constant(index)}))
+    datasets.append(examples)
+  dataset = datasets[0]
+  for more in datasets[1:]:
+    dataset = dataset.concatenate(more)
+  return dataset
+
+
+def build_dataset(params: configs.TextDataConfig,
                   input_context: Optional[tf.distribute.InputContext] = None,
-                  preprocessor: Optional[tokenization.SentencePairPreprocessor] = None,
-                  swap_sentences: bool = False) -> tf.data.Dataset:
+                  preprocessor: Optional[tokenization.TextPreprocessor] = None,
+                  swap_sentences: bool = False,
+                  labels: Optional[tsv_reader.LabelSpec] = None) -> tf.data.Dataset:
   """The whole pipeline for one input pipeline (worker) of a distributed run.
 
   Args:
@@ -250,18 +318,19 @@ def build_dataset(params: configs.SentencePairDataConfig,
       and the per-replica batch size. None: one pipeline, global batch.
     preprocessor: a tokenizer + packer to reuse; built from `params` when None.
     swap_sentences: read every pair with its two sentences swapped (scoring both orders).
+    labels: how labels are read (the Task passes its score range); default `label_spec`.
 
   Returns:
     A dataset of `(features, label)`; features are int32 `input_word_ids`, `input_mask`,
-    `input_type_ids` of shape [batch, length], label int32 [batch].
+    `input_type_ids` of shape [batch, length] (and `split_id` [batch] when the config names
+    several splits), label int32 (classes) or float32 (scores) [batch].
   """
   params.validate('data')
   if preprocessor is None:
-    preprocessor = tokenization.SentencePairPreprocessor(
+    preprocessor = tokenization.TextPreprocessor(
         vocab_file=params.vocab_file, lower_case=params.lower_case,
         seq_length=params.seq_length)
-  pairs = selection.carve(read_pairs(params), part=params.selection_split,
-                          fraction=params.selection_fraction)
+  pairs = read_splits(params, labels or label_spec(params))
   if swap_sentences:
     pairs = pairs.map(_swapped)
   batch_size = params.global_batch_size
@@ -279,7 +348,7 @@ def build_dataset(params: configs.SentencePairDataConfig,
   if params.pair_order == 'random':
     examples = encode_both_orders(pairs, preprocessor)
   else:
-    examples = encode_pairs(pairs, preprocessor)
+    examples = encode(pairs, preprocessor)
   if params.cache:
     examples = examples.cache()
   if params.is_training:

@@ -1,9 +1,14 @@
-"""A SavedModel that takes raw sentence pairs and returns logits, probabilities and classes.
+"""A SavedModel that takes raw text (one sentence or a pair) and returns classes or a score.
 
 Tokenization is inside the graph (its vocab saved as an asset), so a client sends strings and
 needs nothing of this package; only `import tensorflow_text` before loading, for its ops.
+The signature follows the task: `sentence` for one-sentence tasks, `sentence1` and
+`sentence2` for pairs; classification returns `logits`, `probabilities`, `class_id` and
+`class`, a score task returns `score`. What the export answers (its inputs, classes, labels
+as the training files spell them, metrics) is saved beside it in `assets.extra/task.json`.
 """
 
+import dataclasses
 import json
 import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -13,79 +18,107 @@ import tf_keras
 from official.core import export_base
 
 from mrpc_task import configs
-from mrpc_task import pretrained
+from mrpc_task import modeling
 from mrpc_task import tokenization
+from mrpc_task.checkpoints import pretrained
 
 SIGNATURE_KEY = 'serving_default'
 EXTRA_ASSETS = 'assets.extra'
-CLASSES_FILE = 'classes.json'
+TASK_FILE = 'task.json'
+_OLD_CLASSES_FILE = 'classes.json'  # What exports made before task.json hold.
 DEFAULT_SORT_CHUNK_SIZE = 8
-_TINY = 1.1754944e-38  # The smallest normal float32: log() of it is finite.
+PAIR_INPUTS = ('sentence1', 'sentence2')
+ONE_INPUT = ('sentence',)
 
 
-class SentencePairServingModule(export_base.ExportModule):
-  """`serve(sentence1, sentence2)` -> logits, probabilities, class_id, class.
+def text_inputs(num_texts: int) -> Tuple[str, ...]:
+  """The serving signature's input names for a task of 1 or 2 texts."""
+  return ONE_INPUT if num_texts == 1 else PAIR_INPUTS
 
-  One model returns its own logits. Several models (a probability ensemble) or both sentence
-  orders averaged return the mean of their probabilities, and as logits its logarithm (so
-  softmax(logits) is that mean): clients read the same four outputs either way.
+
+class _Untracked:
+  """Holds Keras models out of the SavedModel's object graph (a plain object is not tracked):
+  saving a Keras model there lists and traces every layer for Keras' own reloading, most of
+  an export's time, while the signatures need only the variables (tracked as such)."""
+
+  def __init__(self, models: Sequence[tf_keras.Model]):
+    self.models = list(models)
+
+
+class TextServingModule(export_base.ExportModule):
+  """`serve(sentence1, sentence2)` (or `serve_one(sentence)`) -> the task's outputs.
+
+  One model returns its own outputs. Several models (an ensemble) or both sentence orders
+  averaged return the mean probability (its logarithm as logits, so softmax(logits) is that
+  mean) or the mean score: clients read the same outputs either way. The SavedModel holds
+  the models' variables and the tokenizer, not the Keras models themselves (see
+  `_Untracked`): it is loaded for its signatures, as TF Serving and `tfm predict` do.
   """
 
-  def __init__(self, params: configs.SentencePairTaskConfig, model: tf_keras.Model,
+  def __init__(self, params: configs.TextTaskConfig, model: tf_keras.Model,
                *, trim_padding: bool = True, sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE,
                members: Sequence[tf_keras.Model] = (), average_orders: bool = False):
-    """Wraps a classifier with the task's tokenizer.
+    """Wraps a model with the task's tokenizer.
 
     Args:
-      params: the task config (vocab, seq_length, class names).
-      model: the classifier; its weights are read from a checkpoint by `export_base.export`.
-      trim_padding: pad each request batch only to its longest pair instead of seq_length;
-        masking makes the logits the same, and short pairs cost less.
-      sort_chunk_size: with trim_padding, order a request's pairs by length and run them in
-        chunks of this many, each padded only to its own longest pair (rows come back in
+      params: the task config (vocab, seq_length, texts, label kind, class names).
+      model: the model; its weights are read from a checkpoint by `export_model`.
+      trim_padding: pad each request batch only to its longest example instead of
+        seq_length; masking makes the outputs the same, and short inputs cost less.
+      sort_chunk_size: with trim_padding, order a request's examples by length and run them
+        in chunks of this many, each padded only to its own longest (rows come back in
         request order). Batches of 64 MRPC dev pairs then run 1.6x faster than padded to
         their longest (docs/PERFORMANCE.md). 0 runs the request as one batch.
-      members: further classifiers of the same task whose probabilities are averaged with
-        `model`'s (each one's serving cost is added).
+      members: further models of the same task whose outputs are averaged with `model`'s
+        (each one's serving cost is added).
       average_orders: also run each pair with its sentences swapped and average the two
-        probabilities (twice the cost); only for tasks with `symmetric_pairs`.
+        (twice the cost); only for tasks with `symmetric_pairs`.
 
     Raises:
-      ValueError: sort_chunk_size is negative, or average_orders on an order-sensitive task.
+      configs.ConfigError: sort_chunk_size is negative, or average_orders on a task whose
+        sentence order matters.
     """
     if sort_chunk_size < 0:
-      raise ValueError(f'sort_chunk_size={sort_chunk_size}: must be >= 0 (0 = off)')
-    if average_orders and not params.symmetric_pairs:
       raise configs.ConfigError(
-          'average_orders: the task is not declared order-free (task.symmetric_pairs=false), '
-          'so swapping its sentences changes what the label means')
+          f'sort_chunk_size={sort_chunk_size}: must be >= 0 (0 = one batch per request)')
+    if average_orders:
+      configs.check_order_free(params, 'average_orders')
     data = params.validation_data
     super().__init__(
-        params, model,
+        params, None,
         inference_step=lambda features, model: model(features, training=False),
-        preprocessor=tokenization.SentencePairPreprocessor(
+        preprocessor=tokenization.TextPreprocessor(
             vocab_file=data.vocab_file, lower_case=data.lower_case,
             seq_length=data.seq_length))
     self.trim_padding = trim_padding
     self.sort_chunk_size = sort_chunk_size
-    self.num_classes = params.model.num_classes
-    self.class_names = tf.constant(list(params.class_names))
-    self.members = list(members)
+    self.num_outputs = params.model.num_classes
+    self.regression = params.is_regression
+    self.input_names = text_inputs(params.num_texts)
+    self.class_names = tf.constant(list(params.class_names) or [''])
+    self._keras = _Untracked([model] + list(members))
+    self.model_variables = [list(m.variables) for m in self._keras.models]
     self.average_orders = average_orders
 
-  def encode(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """The packed model inputs for a request, after checking the two batches match."""
-    tf.debugging.assert_equal(
-        tf.size(sentence1), tf.size(sentence2),
-        message='sentence1 and sentence2 must have the same number of elements')
-    features = self.preprocessor(sentence1, sentence2)
+  @property
+  def models(self) -> List[tf_keras.Model]:
+    """The main model, then the ensemble's members."""
+    return self._keras.models
+
+  def encode(self, *texts: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The packed model inputs for a request, after checking its batches match."""
+    for name, text in zip(self.input_names[1:], texts[1:]):
+      tf.debugging.assert_equal(
+          tf.size(texts[0]), tf.size(text),
+          message=f'{self.input_names[0]} and {name} must have the same number of elements')
+    features = self.preprocessor(*texts)
     return tokenization.trim_to_longest(features) if self.trim_padding else features
 
-  def logits(self, features: Dict[str, tf.Tensor],
-             model: Optional[tf_keras.Model] = None) -> tf.Tensor:
-    """float32 logits of packed features (by `model`, default the main one), in
+  def outputs(self, features: Dict[str, tf.Tensor],
+              model: Optional[tf_keras.Model] = None) -> tf.Tensor:
+    """float32 outputs of packed features (by `model`, default the main one), in
     length-sorted chunks when configured."""
-    model = model or self.model
+    model = model or self.models[0]
     if not (self.trim_padding and self.sort_chunk_size):
       return tf.cast(self.inference_step(features, model=model), tf.float32)
     lengths = tf.reduce_sum(tf.cast(features['input_mask'], tf.int32), axis=-1)
@@ -96,53 +129,61 @@ class SentencePairServingModule(export_base.ExportModule):
 
     def run_chunk(index, outputs):
       chunk = {name: value[index * size:(index + 1) * size] for name, value in ordered.items()}
-      logits = self.inference_step(tokenization.trim_to_longest(chunk), model=model)
-      return index + 1, outputs.write(index, tf.cast(logits, tf.float32))
+      values = self.inference_step(tokenization.trim_to_longest(chunk), model=model)
+      return index + 1, outputs.write(index, tf.cast(values, tf.float32))
 
     _, outputs = tf.while_loop(
         lambda index, _: index < chunks, run_chunk,
         [tf.constant(0), tf.TensorArray(tf.float32, size=chunks, infer_shape=False,
-                                        element_shape=[None, self.num_classes])])
+                                        element_shape=[None, self.num_outputs])])
     return tf.gather(outputs.concat(), tf.math.invert_permutation(order))
 
-  def averaged_logits(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> tf.Tensor:
-    """One model's logits, or the log of the mean probability over models and orders."""
-    if not self.members and not self.average_orders:
-      return self.logits(self.encode(sentence1, sentence2))
-    orders = [(sentence1, sentence2)] + ([(sentence2, sentence1)] if self.average_orders
-                                         else [])
-    probabilities = []
-    for first, second in orders:
-      features = self.encode(first, second)
-      for model in [self.model] + self.members:
-        probabilities.append(tf.nn.softmax(self.logits(features, model), axis=-1))
-    mean = tf.add_n(probabilities) / len(probabilities)
-    return tf.math.log(tf.maximum(mean, _TINY))  # Never log(0) = -inf.
+  def combined_outputs(self, *texts: tf.Tensor) -> tf.Tensor:
+    """One model's outputs, or their average over models and sentence orders."""
+    if len(self.models) == 1 and not self.average_orders:
+      return self.outputs(self.encode(*texts))
+    orders = [texts] + ([texts[::-1]] if self.average_orders else [])
+    outputs = []
+    for order in orders:
+      features = self.encode(*order)
+      outputs += [self.outputs(features, model) for model in self.models]
+    return modeling.average_outputs(outputs, regression=self.regression)
 
-  @tf.function
-  def serve(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Mapping[str, tf.Tensor]:
-    logits = self.averaged_logits(sentence1, sentence2)
-    class_id = tf.argmax(logits, axis=-1, output_type=tf.int32)  # Per row, not over the batch.
+  def _serve(self, *texts: tf.Tensor) -> Mapping[str, tf.Tensor]:
+    values = self.combined_outputs(*texts)
+    if self.regression:
+      return {'score': tf.reshape(values, [-1])}
+    class_id = tf.argmax(values, axis=-1, output_type=tf.int32)  # Per row, not the batch.
     return {
-        'logits': logits,
-        'probabilities': tf.nn.softmax(logits, axis=-1),
+        'logits': values,
+        'probabilities': tf.nn.softmax(values, axis=-1),
         'class_id': class_id,
         'class': tf.gather(self.class_names, class_id),
     }
+
+  @tf.function
+  def serve(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> Mapping[str, tf.Tensor]:
+    """A pair task's serving function."""
+    return self._serve(sentence1, sentence2)
+
+  @tf.function
+  def serve_one(self, sentence: tf.Tensor) -> Mapping[str, tf.Tensor]:
+    """A one-sentence task's serving function."""
+    return self._serve(sentence)
 
   def get_inference_signatures(self, function_keys: Dict[str, str]):
     signatures = {}
     for key, signature_name in function_keys.items():
       if key != 'serve_text':
         raise ValueError(f'unknown function key {key!r}; this module exports serve_text')
-      signatures[signature_name] = self.serve.get_concrete_function(
-          sentence1=tf.TensorSpec([None], tf.string, name='sentence1'),
-          sentence2=tf.TensorSpec([None], tf.string, name='sentence2'))
+      specs = {name: tf.TensorSpec([None], tf.string, name=name) for name in self.input_names}
+      function = self.serve if len(self.input_names) == 2 else self.serve_one
+      signatures[signature_name] = function.get_concrete_function(**specs)
     return signatures
 
 
 def restore_classifier(model: tf_keras.Model, checkpoint_path: str, *,
-                       key: str = '--checkpoint_path', model_name: str = 'the model') -> str:
+                       key: str = 'checkpoint', model_name: str = 'the model') -> str:
   """Reads a training checkpoint (`tf.train.Checkpoint(model=...)`) into `model`.
 
   Returns:
@@ -178,63 +219,164 @@ def restore_classifier(model: tf_keras.Model, checkpoint_path: str, *,
   return prefix
 
 
-def export_model(params: configs.SentencePairTaskConfig, model: tf_keras.Model,
+def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
                  export_dir: str, checkpoint_path: Optional[str] = None,
                  trim_padding: bool = True,
                  sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE,
                  model_name: str = 'the model',
                  members: Sequence[Tuple[tf_keras.Model, str]] = (),
-                 average_orders: bool = False) -> str:
+                 average_orders: bool = False,
+                 checkpoint_key: str = 'checkpoint',
+                 members_key: str = 'members') -> str:
   """Writes the SavedModel to `export_dir` (not timestamped) and returns that path.
 
   Args:
     params: the task config the model was trained with.
-    model: a built classifier (`task.build_model()`).
+    model: a built model (`task.build_model()`).
     export_dir: where to write; `tfm export` passes a fresh folder (safe_output).
     checkpoint_path: a training checkpoint (prefix or directory) to read the weights from;
       None exports `model` as it is.
-    trim_padding, sort_chunk_size: see `SentencePairServingModule`.
+    trim_padding, sort_chunk_size: see `TextServingModule`.
     model_name: how errors name the model the checkpoint must fit.
-    members: (built classifier, its checkpoint) of further runs of the same model: the
-      export averages their probabilities with `model`'s (see SentencePairServingModule).
-    average_orders: average each pair's probabilities over both sentence orders.
+    members: (built model, its checkpoint) of further runs of the same model: the export
+      averages their outputs with `model`'s (see TextServingModule).
+    average_orders: average each pair's outputs over both sentence orders.
+    checkpoint_key, members_key: how errors name the checkpoint and the members.
 
   Raises:
-    See `restore_classifier`; configs.ConfigError for average_orders on an order-sensitive
-    task.
+    See `restore_classifier`; configs.ConfigError for average_orders on a task whose
+    sentence order matters.
   """
   if checkpoint_path:
-    restore_classifier(model, checkpoint_path, model_name=model_name)
+    restore_classifier(model, checkpoint_path, key=checkpoint_key, model_name=model_name)
   for member, member_checkpoint in members:
-    restore_classifier(member, member_checkpoint, key='--members', model_name=model_name)
-  module = SentencePairServingModule(params, model, trim_padding=trim_padding,
-                                     sort_chunk_size=sort_chunk_size,
-                                     members=[member for member, _ in members],
-                                     average_orders=average_orders)
+    restore_classifier(member, member_checkpoint, key=members_key, model_name=model_name)
+  module = TextServingModule(params, model, trim_padding=trim_padding,
+                             sort_chunk_size=sort_chunk_size,
+                             members=[member for member, _ in members],
+                             average_orders=average_orders)
   path = export_base.export(
       module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=None,
       timestamped=False)
-  write_classes(path, list(params.class_names), params.positive_class_id,
-                list(params.validation_data.label_vocabulary))
+  write_task_info(path, TaskInfo.of(params))
   return path
 
 
-def write_classes(export_dir: str, class_names: List[str], positive_class_id: int,
-                  label_vocabulary: List[str]):
-  """Saves the classes beside the SavedModel (`assets.extra/`, TF Serving's place for files
-  the server ignores), so `tfm predict` reads labels as the training files spell them and
-  scores labeled input as training did (F1 of positive_class_id)."""
+@dataclasses.dataclass
+class TaskInfo:
+  """What an export answers, saved beside it, so `tfm predict` and `tfm glue_submission` read
+  inputs, labels and scores as training did, with nothing but the export folder."""
+  name: str = ''
+  label_kind: str = 'classes'
+  class_names: List[str] = dataclasses.field(default_factory=list)
+  positive_class_id: int = 1
+  # Class labels as the training files spell them (GLUE leaderboard files use these).
+  label_vocabulary: List[str] = dataclasses.field(default_factory=list)
+  score_range: List[float] = dataclasses.field(default_factory=list)
+  metrics: List[str] = dataclasses.field(default_factory=lambda: ['accuracy', 'f1'])
+  # The signature's inputs: ['sentence'] or ['sentence1', 'sentence2'].
+  inputs: List[str] = dataclasses.field(default_factory=lambda: list(PAIR_INPUTS))
+  # The task's TSV layout: its text and label columns, and the column names of its files
+  # without a header line (CoLA), if any.
+  text_columns: List[str] = dataclasses.field(default_factory=list)
+  label_column: str = ''
+  header: List[str] = dataclasses.field(default_factory=list)
+
+  @property
+  def is_regression(self) -> bool:
+    return self.label_kind == 'score'
+
+  @classmethod
+  def of(cls, params: configs.TextTaskConfig) -> 'TaskInfo':
+    columns = params.validation_data.tsv_columns
+    return cls(name=params.name or '', label_kind=params.label_kind,
+               class_names=list(params.class_names),
+               positive_class_id=params.positive_class_id,
+               label_vocabulary=list(params.validation_data.label_vocabulary),
+               score_range=list(params.score_range), metrics=list(params.metrics),
+               inputs=list(text_inputs(params.num_texts)),
+               text_columns=[c for c in (columns.sentence1, columns.sentence2) if c],
+               label_column=columns.label, header=list(columns.header))
+
+
+def write_task_info(export_dir: str, info: TaskInfo):
+  """Saves `info` in `assets.extra/` (TF Serving's place for files the server ignores)."""
   folder = os.path.join(export_dir, EXTRA_ASSETS)
   tf.io.gfile.makedirs(folder)
-  with tf.io.gfile.GFile(os.path.join(folder, CLASSES_FILE), 'w') as f:
-    json.dump({'class_names': class_names, 'positive_class_id': positive_class_id,
-               'label_vocabulary': label_vocabulary}, f)
+  with tf.io.gfile.GFile(os.path.join(folder, TASK_FILE), 'w') as f:
+    json.dump(dataclasses.asdict(info), f, indent=1)
 
 
-def read_classes(export_dir: str) -> Optional[Dict[str, object]]:
-  """What `write_classes` saved, or None for exports made without it."""
-  path = os.path.join(export_dir, EXTRA_ASSETS, CLASSES_FILE)
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
+def read_task_info(export_dir: str) -> Optional[TaskInfo]:
+  """What `write_task_info` saved; for an export made before it, the classes.json of the
+  pair-classification exports of that time; None if neither is there."""
+  folder = os.path.join(export_dir, EXTRA_ASSETS)
+  for name in (TASK_FILE, _OLD_CLASSES_FILE):
+    path = os.path.join(folder, name)
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path) as f:
+        saved = json.load(f)
+      known = {field.name for field in dataclasses.fields(TaskInfo)}
+      return TaskInfo(**{key: value for key, value in saved.items() if key in known})
+  return None
+
+
+def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = None,
+               checkpoint_path: Optional[str] = None, pick: str = 'best',
+               members: Sequence[str] = (), average_orders: bool = False,
+               config_files: Sequence[str] = (), params_override: Optional[str] = None,
+               trim_padding: bool = True, sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE,
+               overwrite: bool = False, known: Sequence[str] = (),
+               labels: Optional[Mapping[str, str]] = None) -> Tuple[str, List[str]]:
+  """Exports a training run (and its ensemble members) as `tfm export` does.
+
+  The config is the one the run trained with (registered defaults <- params.yaml <- files
+  <- override); the SavedModel is written to a temporary folder beside export_dir and renamed
+  into place when complete; an existing export is replaced only with overwrite.
+
+  Args:
+    model_dir: the training folder.
+    export_dir: the new SavedModel folder.
+    experiment: the run's experiment; default the one recorded in model_dir.
+    checkpoint_path: the checkpoint to export; default: `runs.pick_checkpoint(pick)`.
+    pick: 'best' or 'final' (see `runs.pick_checkpoint`).
+    members: further training folders whose outputs the export averages.
+    average_orders: also average over both sentence orders.
+    config_files, params_override: applied over params.yaml, as when training.
+    trim_padding, sort_chunk_size: see `TextServingModule`.
+    overwrite: replace an existing export_dir whole.
+    known: registered experiment names (for "did you mean").
+    labels: how messages name model_dir, export_dir, checkpoint_path and members.
+
+  Returns:
+    (the checkpoint exported, the members' checkpoints).
+  """
+  from official.core import task_factory  # pylint: disable=g-import-not-at-top
+  from mrpc_task import runs  # pylint: disable=g-import-not-at-top
+  from mrpc_task import safe_output  # pylint: disable=g-import-not-at-top
+  label = {'model_dir': 'model_dir', 'export_dir': 'export_dir',
+           'checkpoint_path': 'checkpoint_path', 'members': 'members', **(labels or {})}
+  inputs = {label['model_dir']: model_dir,
+            label['checkpoint_path']: checkpoint_path and os.path.dirname(
+                checkpoint_path.rstrip('/'))}
+  inputs.update({f'{label["members"]} ({member})': member for member in members})
+  safe_output.refuse_overlap(export_dir, inputs, label=label['export_dir'], allow_inside=True)
+  safe_output.check_destination(export_dir, label=label['export_dir'], overwrite=overwrite,
+                                folder=True)
+  run = runs.select(model_dir, experiment=experiment, checkpoint_path=checkpoint_path,
+                    pick=pick, members=members, average_orders=average_orders,
+                    config_files=config_files, params_override=params_override, known=known,
+                    labels=label)
+  experiment, params, checkpoint, member_paths = (run.experiment, run.params, run.checkpoint,
+                                                  run.members)
+  task = task_factory.get_task(params.task, logging_dir=model_dir)
+  with safe_output.atomic_folder(export_dir, label=label['export_dir'],
+                                 overwrite=overwrite) as folder:
+    export_model(params.task, task.build_model(), folder, checkpoint,
+                 trim_padding=trim_padding, sort_chunk_size=sort_chunk_size,
+                 model_name=f'the model of {experiment} as configured in '
+                            f'{model_dir}/{runs.PARAMS_FILE}',
+                 members=[(task.build_model(), path) for path in member_paths],
+                 average_orders=average_orders, checkpoint_key=label['checkpoint_path'],
+                 members_key=label['members'])
+  return checkpoint, member_paths

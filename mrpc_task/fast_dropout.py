@@ -9,12 +9,16 @@ values are scaled by 1 / (1 - rate) exactly as Keras does. Randomness comes from
 seed draw, so runs stay reproducible under `task.seed` like Keras' own dropout.
 
 Model Garden's encoders create their `tf_keras.layers.Dropout` layers internally;
-`use_fast_dropout` converts them on a built model. Dropout layers own no variables, so checkpoints
-and exports are unchanged, and at inference both are the identity.
+`use_fast_dropout` converts them on a built model, changing each instance's class to
+`FastDropout` (`keras_private.recast_layer`: the one private reach into Keras layers). Dropout
+layers own no variables, so checkpoints and exports are unchanged, and at inference both are
+the identity.
 """
 
 import tensorflow as tf
 import tf_keras
+
+from mrpc_task import keras_private
 
 _BITS = 16
 _LEVELS = 1 << _BITS
@@ -71,6 +75,6 @@ def use_fast_dropout(model: tf_keras.layers.Layer) -> int:
   changed = 0
   for layer in [model, *model.submodules]:
     if type(layer) is tf_keras.layers.Dropout:  # pylint: disable=unidiomatic-typecheck
-      layer.__class__ = FastDropout
+      keras_private.recast_layer(layer, FastDropout)
       changed += 1
   return changed

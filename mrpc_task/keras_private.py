@@ -1,7 +1,8 @@
 """Every private Keras API mrpc_task uses, in one place, each with why.
 
 Model Garden's optimizers are legacy Keras optimizers, and two features need to reach inside
-them, on one optimizer instance at a time (the class is never touched):
+them, on one optimizer instance at a time (the class is never touched); a third reaches into
+the dropout layers Model Garden's encoders build:
 - layer decay (`layer_decay.py`): a legacy optimizer applies one learning rate to every
   variable and has no public hook for a per-variable one (scaling gradients instead does
   nothing under Adam, whose step ignores a gradient's scale). The rate reaches each
@@ -9,6 +10,11 @@ them, on one optimizer instance at a time (the class is never touched):
   coefficients they read, so layer decay wraps those methods.
 - dense embedding updates (`dense_updates.py`): an `IndexedSlices` gradient goes through one
   method, which they replace with "scatter into a dense gradient, then the dense apply".
+- fast dropout (`fast_dropout.py`): Model Garden's encoders create their
+  `tf_keras.layers.Dropout` layers inside their constructors, with no way to pass another
+  layer, so each built layer instance's class is changed to a subclass that only overrides
+  `call` (no state of its own: the instance's attributes, set by Dropout's constructor, are
+  all it reads).
 
 tests/test_keras_private.py checks each API below for what this module relies on, so an
 upgrade of tf-keras that changes one fails there, by name, instead of silently training
@@ -63,3 +69,17 @@ def set_sparse_apply(optimizer: LegacyOptimizer, apply_sparse: ApplySparse):
   `apply_sparse` (Keras' `_resource_apply_sparse_duplicate_indices`, which by default sums
   the repeated rows and calls `_resource_apply_sparse`)."""
   optimizer._resource_apply_sparse_duplicate_indices = apply_sparse  # pylint: disable=protected-access
+
+
+def recast_layer(layer: tf_keras.layers.Layer, subclass: type):
+  """Makes one built layer instance an instance of `subclass` of its class (the class itself
+  is untouched), keeping its name, config and place in the model.
+
+  Raises:
+    TypeError: `subclass` does not derive from the layer's class, or defines its own
+      `__init__` (it would expect state the instance was not built with).
+  """
+  if not issubclass(subclass, type(layer)) or '__init__' in vars(subclass):
+    raise TypeError(f'{subclass.__name__} must subclass {type(layer).__name__} without an '
+                    '__init__ of its own')
+  layer.__class__ = subclass

@@ -1,4 +1,4 @@
-"""The classifier on top of the encoder, with a choice of how a pair becomes one vector.
+"""The classifier on top of the encoder, with a choice of how the input becomes one vector.
 
 `pooling='pooler'` (and `'cls'`) is Model Garden's `BertClassifier`, as in the tutorial.
 `pooling='mean'` averages the encoder's outputs over the real (unmasked) tokens, which
@@ -12,6 +12,8 @@ import tf_keras
 from official.nlp.modeling import models
 
 from mrpc_task.configs import POOLINGS
+
+_TINY = 1.1754944e-38  # The smallest normal float32: log() of it is finite.
 
 
 class MaskedMeanPooling(tf_keras.layers.Layer):
@@ -31,7 +33,7 @@ class MeanPooledClassifier(tf_keras.Model):
   def __init__(self, network: tf_keras.Model, num_classes: int, initializer,
                dropout_rate: float, **kwargs):
     # A last layer sliced to [CLS] would broadcast against the mask and average [CLS] alone.
-    output_range = network.get_config().get('output_range')
+    output_range = _output_range(network)
     if output_range:
       raise ValueError(
           f'task.model.pooling=mean averages every token, but the encoder\'s last layer '
@@ -53,13 +55,35 @@ class MeanPooledClassifier(tf_keras.Model):
     return dict(encoder=self._network)
 
 
+def _output_range(network: tf_keras.Model):
+  """The encoder's output_range, or None when its config does not say (a TF Hub encoder)."""
+  try:
+    return network.get_config().get('output_range')
+  except (NotImplementedError, TypeError, ValueError):
+    return None
+
+
+def average_outputs(outputs, *, regression: bool) -> tf.Tensor:
+  """What an ensemble (several models, both sentence orders) serves: for a score task the mean
+  score; for classes, logits whose softmax is the mean probability (the log of that mean).
+
+  Args:
+    outputs: float32 model outputs, each [batch, num_classes] (logits) or [batch, 1] (scores).
+    regression: whether they are scores.
+  """
+  if regression:
+    return tf.add_n(list(outputs)) / len(outputs)
+  mean = tf.add_n([tf.nn.softmax(logits, axis=-1) for logits in outputs]) / len(outputs)
+  return tf.math.log(tf.maximum(mean, _TINY))  # Never log(0) = -inf.
+
+
 def build_classifier(network: tf_keras.Model, *, num_classes: int, pooling: str,
                      dropout_rate: float, initializer) -> tf_keras.Model:
   """A classifier on `network`, which must expose `checkpoint_items['encoder']`.
 
   Args:
-    network: the encoder (a Model Garden network with `inputs`).
-    num_classes: number of logits.
+    network: the encoder (a Model Garden network with `inputs`, or a TF Hub one).
+    num_classes: number of logits (1: a score).
     pooling: 'pooler' (encoder pooler, the tutorial's), 'cls' ([CLS] + a new dense-tanh
       head) or 'mean' (masked mean of the token outputs).
     dropout_rate: dropout before the output layer.

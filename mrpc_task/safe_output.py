@@ -24,6 +24,15 @@ class OutputError(errors.InputError, ValueError):
   """An output would replace or damage something the user did not ask to replace."""
 
 
+class DestinationExistsError(OutputError):
+  """The output exists and replacing it was not asked for; `label` names the output (the
+  command line adds how to ask: its --overwrite flag)."""
+
+  def __init__(self, message: str, label: str):
+    super().__init__(message)
+    self.label = label
+
+
 def is_local(path: str) -> bool:
   return '://' not in path
 
@@ -39,14 +48,14 @@ def _within(inner: str, outer: str) -> bool:
   return inner == outer or inner.startswith(outer.rstrip('/') + '/')
 
 
-def refuse_overlap(output: str, inputs: Mapping[str, Optional[str]], *, flag: str,
+def refuse_overlap(output: str, inputs: Mapping[str, Optional[str]], *, label: str,
                    allow_inside: bool = False):
   """Fails when an output path would write over, into or around one of the inputs.
 
   Args:
     output: the destination (file or folder).
     inputs: flag or key -> path of every input the command reads ('' / None / '-' ignored).
-    flag: how the output was given, e.g. '--output', for the message.
+    label: how messages name the output, e.g. '--output' (the command line passes its flag).
     allow_inside: the output may lie inside an input folder (e.g. an export inside
       model_dir), but still never be the input itself nor hold it.
 
@@ -59,17 +68,17 @@ def refuse_overlap(output: str, inputs: Mapping[str, Optional[str]], *, flag: st
       continue
     source = _normalized(path)
     if target == source:
-      raise OutputError(f'{flag}={output!r} is also {name}: writing it would destroy the '
-                        f'input; choose another {flag}')
+      raise OutputError(f'{label}={output!r} is also {name}: writing it would destroy the '
+                        f'input; choose another {label}')
     if _within(source, target):
-      raise OutputError(f'{flag}={output!r} holds {name}={path!r}: replacing it would '
-                        f'destroy the input; choose another {flag}')
+      raise OutputError(f'{label}={output!r} holds {name}={path!r}: replacing it would '
+                        f'destroy the input; choose another {label}')
     if not allow_inside and _within(target, source):
-      raise OutputError(f'{flag}={output!r} lies inside {name}={path!r}; write it '
+      raise OutputError(f'{label}={output!r} lies inside {name}={path!r}; write it '
                         f'elsewhere')
 
 
-def check_destination(path: str, *, flag: str, overwrite: bool, folder: bool):
+def check_destination(path: str, *, label: str, overwrite: bool, folder: bool):
   """Fails early when `path` exists and may not be replaced (an empty folder may be reused).
 
   Raises:
@@ -77,19 +86,18 @@ def check_destination(path: str, *, flag: str, overwrite: bool, folder: bool):
       (or the other way round).
   """
   if not path:
-    raise OutputError(f'{flag} is empty: give a path')
+    raise OutputError(f'{label} is empty: give a path')
   if not tf.io.gfile.exists(path):
     return
   is_dir = tf.io.gfile.isdir(path)
   if folder and not is_dir:
-    raise OutputError(f'{flag}={path!r} is a file, not a folder; choose another {flag}')
+    raise OutputError(f'{label}={path!r} is a file, not a folder; choose another {label}')
   if not folder and is_dir:
-    raise OutputError(f'{flag}={path!r} is a folder; give a file name')
+    raise OutputError(f'{label}={path!r} is a folder; give a file name')
   if folder and not tf.io.gfile.listdir(path):
     return
   if not overwrite:
-    raise OutputError(f'{flag}={path!r} already exists; pass --overwrite to replace it, or '
-                      f'choose another {flag}')
+    raise DestinationExistsError(f'{label}={path!r} already exists', label)
 
 
 def _sibling(path: str, tag: str) -> str:
@@ -98,17 +106,17 @@ def _sibling(path: str, tag: str) -> str:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str, mode: str = 'w', *, flag: str = '--output',
+def atomic_file(path: str, mode: str = 'w', *, label: str = 'output',
                 overwrite: bool = False) -> Iterator[tf.io.gfile.GFile]:
   """Yields a file open on a temporary name; renamed onto `path` only if the block succeeds.
 
   Raises:
     OutputError: see `check_destination`.
   """
-  check_destination(path, flag=flag, overwrite=overwrite, folder=False)
+  check_destination(path, label=label, overwrite=overwrite, folder=False)
   parent = os.path.dirname(path)
   if parent and not tf.io.gfile.isdir(parent):
-    raise OutputError(f'{flag}={path!r}: folder {parent!r} does not exist')
+    raise OutputError(f'{label}={path!r}: folder {parent!r} does not exist')
   if not is_local(path):
     with tf.io.gfile.GFile(path, mode) as f:
       yield f
@@ -124,7 +132,7 @@ def atomic_file(path: str, mode: str = 'w', *, flag: str = '--output',
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str, *, flag: str, overwrite: bool = False) -> Iterator[str]:
+def atomic_folder(path: str, *, label: str, overwrite: bool = False) -> Iterator[str]:
   """Yields a new temporary folder to fill; it replaces `path` whole if the block succeeds.
 
   The old folder (when overwrite allows one) is moved aside first and deleted only once the
@@ -133,7 +141,7 @@ def atomic_folder(path: str, *, flag: str, overwrite: bool = False) -> Iterator[
   Raises:
     OutputError: see `check_destination`.
   """
-  check_destination(path, flag=flag, overwrite=overwrite, folder=True)
+  check_destination(path, label=label, overwrite=overwrite, folder=True)
   path = path.rstrip('/') or path
   parent = os.path.dirname(path)
   if parent:

@@ -1,6 +1,6 @@
-"""Raw sentence pairs -> BERT inputs, in the TensorFlow graph.
+"""Raw texts (one sentence or a pair) -> BERT inputs, in the TensorFlow graph.
 
-One `SentencePairPreprocessor` serves both the input pipeline and the exported SavedModel, so
+One `TextPreprocessor` serves both the input pipeline and the exported SavedModel, so
 training and serving cannot tokenize differently. It is Model Garden's
 `FastWordpieceBertTokenizer` (tensorflow-text's fast WordPiece) followed by `BertPackInputs`.
 
@@ -13,8 +13,8 @@ import tensorflow as tf
 from official.nlp.modeling import layers
 
 
-class SentencePairPreprocessor(tf.Module):
-  """Tokenizes and packs batches of (sentence1, sentence2) strings."""
+class TextPreprocessor(tf.Module):
+  """Tokenizes and packs batches of one sentence, or of (sentence1, sentence2) pairs."""
 
   def __init__(self, *, vocab_file: str, lower_case: bool, seq_length: int):
     """Builds the tokenizer and packer.
@@ -27,7 +27,7 @@ class SentencePairPreprocessor(tf.Module):
     Raises:
       FileNotFoundError: `vocab_file` does not exist.
     """
-    super().__init__(name='sentence_pair_preprocessor')
+    super().__init__(name='text_preprocessor')
     if not tf.io.gfile.exists(vocab_file):
       raise FileNotFoundError(f'vocab_file={vocab_file!r} does not exist')
     self.tokenizer = layers.FastWordpieceBertTokenizer(
@@ -41,9 +41,10 @@ class SentencePairPreprocessor(tf.Module):
     """Strings [batch] -> word-piece ids, ragged [batch, words, pieces]."""
     return self.tokenizer(sentences)
 
-  def __call__(self, sentence1: tf.Tensor, sentence2: tf.Tensor) -> dict:
-    """Strings [batch] x 2 -> `input_word_ids`, `input_mask`, `input_type_ids`, int32 [batch, seq]."""
-    return self.packer([self.tokenize(sentence1), self.tokenize(sentence2)])
+  def __call__(self, *texts: tf.Tensor) -> dict:
+    """Strings [batch], one tensor per text (1 or 2) -> `input_word_ids`, `input_mask`,
+    `input_type_ids`, int32 [batch, seq]; a second text gets segment id 1."""
+    return self.packer([self.tokenize(text) for text in texts])
 
 
 def count_vocab(vocab_file: str) -> int:
@@ -57,7 +58,9 @@ def trim_to_longest(features: dict) -> dict:
 
   The encoder masks padding, so logits do not change; a batch of short pairs then costs only
   its own length. Keeps at least 3 columns, so an empty batch still has a valid shape.
+  Features that are not per-token (rank 1, e.g. a split id) are left as they are.
   """
   lengths = tf.reduce_sum(tf.cast(features['input_mask'], tf.int32), axis=-1)
   longest = tf.maximum(tf.reduce_max(tf.concat([lengths, [3]], axis=0)), 3)
-  return {name: value[:, :longest] for name, value in features.items()}
+  return {name: value[:, :longest] if value.shape.rank == 2 else value
+          for name, value in features.items()}

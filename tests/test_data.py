@@ -10,22 +10,20 @@ from mrpc_task import configs
 from mrpc_task import data
 from mrpc_task import tsv_reader
 from registry import experiments
-from tests.conftest import FIXTURE_MRPC, FIXTURE_VOCAB
+from tests.conftest import read_mrpc, FIXTURE_MRPC, FIXTURE_VOCAB
 
 HEADER = 'Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n'
 
 
 def _data_config(**overrides):
-  params = configs.SentencePairDataConfig(
+  params = configs.TextDataConfig(
       source='tsv', tsv_dir=FIXTURE_MRPC, tsv_split='dev', vocab_file=FIXTURE_VOCAB,
       seq_length=16, global_batch_size=8, is_training=False, drop_remainder=False)
   return params.replace(**overrides)
 
 
 def _read(path, **kwargs):
-  return tsv_reader.read_sentence_pairs(
-      str(path), sentence1_column='#1 String', sentence2_column='#2 String',
-      label_column='Quality', label_vocabulary=['0', '1'], **kwargs)
+  return read_mrpc(str(path), **kwargs)
 
 
 def _rows(dataset):
@@ -256,7 +254,7 @@ def test_one_class_dev_set_warns_up_front(tmp_path, caplog):
   data.build_dataset(_data_config(tsv_dir=str(tmp_path)))
   warnings = [r.getMessage() for r in caplog.records if 'best-checkpoint' in r.getMessage()]
   assert len(warnings) == 1
-  assert "every one of its 2 pairs has label '0'" in warnings[0]
+  assert "every one of its 2 examples has label '0'" in warnings[0]
   caplog.clear()
   (tmp_path / 'train.tsv').write_text(HEADER + '0\t1\t2\ta b\tc d\n')
   data.build_dataset(_data_config(tsv_dir=str(tmp_path), tsv_split='train', is_training=True))
@@ -307,15 +305,21 @@ def test_pair_order_random_draws_one_order_per_pair_each_epoch():
 
 
 def test_pair_order_is_for_symmetric_training_data_only(monkeypatch):
-  """Swapping orders fails on evaluation data and on tasks declared order-sensitive (RTE)."""
+  """Swapping orders fails on evaluation data, on tasks declared order-sensitive (RTE) and on
+  one-sentence tasks (SST-2)."""
+  from official.core import exp_factory  # pylint: disable=g-import-not-at-top
   with pytest.raises(configs.ConfigError, match=r'data.pair_order=.both.*only training data'):
     _data_config(pair_order='both').validate()
   monkeypatch.setenv('RTE_DATA_DIR', FIXTURE_MRPC)
-  rte = experiments.bert_rte_minilm()
+  rte = exp_factory.get_exp_config('bert_rte_minilm')
   rte.task.train_data.pair_order = 'random'
-  with pytest.raises(configs.ConfigError, match=r'task.train_data.pair_order=.random.*'
-                     r'task.symmetric_pairs=true'):
+  with pytest.raises(configs.ConfigError, match=r"task.train_data.pair_order='random'.*"
+                     r'task.symmetric_pairs=false'):
     rte.task.validate()
-  mrpc = experiments.bert_mrpc_tiny()
+  sst2 = exp_factory.get_exp_config('bert_sst2_minilm')
+  sst2.task.train_data.pair_order = 'both'
+  with pytest.raises(configs.ConfigError, match=r'pair_order=.both.: a one-sentence task'):
+    sst2.task.validate()
+  mrpc = exp_factory.get_exp_config('bert_mrpc_tiny')
   mrpc.task.train_data.pair_order = 'random'
   mrpc.task.validate()

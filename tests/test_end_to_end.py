@@ -12,7 +12,7 @@ import yaml
 
 from mrpc_task import metrics
 from mrpc_task import tsv_reader
-from tests.conftest import FIXTURE_MRPC, TFM, run_tfm as _run, scalars as _scalars
+from tests.conftest import read_mrpc, FIXTURE_MRPC, TFM, run_tfm as _run, scalars as _scalars
 
 def test_train_writes_params_checkpoints_and_summaries(trained):
   """params.yaml holds the overrides; ckpt-3/6 exist; eval summaries have accuracy and F1."""
@@ -32,32 +32,33 @@ def test_train_writes_params_checkpoints_and_summaries(trained):
 
 
 def test_export_defaults_to_best_checkpoint(trained):
-  """Without --checkpoint_path, export reads the best-by-F1 checkpoint the trainer kept."""
-  from mrpc_task.cli import export as export_cli  # pylint: disable=g-import-not-at-top
-  chosen = export_cli.default_export_checkpoint(trained, 'best_ckpt')
+  """Without --checkpoint_path, export reads the best-by-F1 checkpoint the trainer kept;
+  --pick=final (or a run without one) the latest."""
+  from mrpc_task import runs  # pylint: disable=g-import-not-at-top
+  chosen = runs.pick_checkpoint(trained, 'best_ckpt')
   assert chosen == tf.train.latest_checkpoint(os.path.join(trained, 'best_ckpt'))
-  assert export_cli.default_export_checkpoint(trained, '') == tf.train.latest_checkpoint(trained)
+  assert runs.pick_checkpoint(trained, '') == tf.train.latest_checkpoint(trained)
+  assert runs.pick_checkpoint(trained, 'best_ckpt', pick='final') == (
+      tf.train.latest_checkpoint(trained))
 
 
 def _reference_logits(model_dir, sentence1, sentence2):
   """Logits of the step-6 model in this process, from the same checkpoint and tokenizer."""
+  from mrpc_task import runs  # pylint: disable=g-import-not-at-top
   from mrpc_task import tokenization  # pylint: disable=g-import-not-at-top
-  from mrpc_task.cli import export as export_cli  # pylint: disable=g-import-not-at-top
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
-  params = export_cli.export_params('bert_mrpc_tiny', model_dir)
+  _, params = runs.load_run_config(model_dir, 'bert_mrpc_tiny')
   model = task_factory.get_task(params.task).build_model()
   tf.train.Checkpoint(model=model).read(f'{model_dir}/ckpt-6').expect_partial()
   data = params.task.validation_data
-  pre = tokenization.SentencePairPreprocessor(
+  pre = tokenization.TextPreprocessor(
       vocab_file=data.vocab_file, lower_case=data.lower_case, seq_length=data.seq_length)
   return model(pre(tf.constant(sentence1), tf.constant(sentence2)), training=False).numpy()
 
 
 def test_export_reloads_in_fresh_process_with_same_logits(trained, exported):
   """A fresh process (only tensorflow_text imported) gets the in-process logits, <= 1e-5."""
-  dev = tsv_reader.read_sentence_pairs(
-      os.path.join(FIXTURE_MRPC, 'dev.tsv'), sentence1_column='#1 String',
-      sentence2_column='#2 String', label_column='Quality', label_vocabulary=['0', '1'])
+  dev = read_mrpc(os.path.join(FIXTURE_MRPC, 'dev.tsv'))
   script = (
       'import json, sys, tensorflow as tf, tensorflow_text\n'
       'pairs = json.load(sys.stdin)\n'

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from official.core import task_factory
 
-from mrpc_task import evaluation
+from mrpc_task.tuning import evaluation
 from mrpc_task import export
 from mrpc_task import metrics
 from mrpc_task import tsv_reader
-from tests.conftest import FIXTURE_MRPC, tiny_experiment
+from tests.conftest import read_mrpc, FIXTURE_MRPC, tiny_experiment
 
 
 @pytest.mark.parametrize('members, average_orders', [(0, False), (1, True)])
@@ -20,10 +20,8 @@ def test_evaluation_scores_what_the_export_serves(monkeypatch, members, average_
   model, *others = [task.build_model() for _ in range(1 + members)]
   scores = evaluation.evaluate(task, model, evaluation.named_data(params.task, 'dev'),
                                members=others, average_orders=average_orders)
-  dev = tsv_reader.read_sentence_pairs(
-      f'{FIXTURE_MRPC}/dev.tsv', sentence1_column='#1 String', sentence2_column='#2 String',
-      label_column='Quality', label_vocabulary=['0', '1'])
-  module = export.SentencePairServingModule(params.task, model, members=others,
+  dev = read_mrpc(f'{FIXTURE_MRPC}/dev.tsv')
+  module = export.TextServingModule(params.task, model, members=others,
                                             average_orders=average_orders)
   served = module.serve(np.array(dev.sentence1), np.array(dev.sentence2))
   probabilities = served['probabilities'].numpy()
@@ -37,17 +35,32 @@ def test_evaluation_scores_what_the_export_serves(monkeypatch, members, average_
 
 def test_named_data_reads_dev_and_the_selection_split_of_train(monkeypatch):
   """'dev' is dev.tsv whole; 'selection' the train file's selection split, only for a run
-  that trained without it; 'train' all of the train file."""
+  that trained without it; 'train' all of the train file; anything else names the task's."""
   params = tiny_experiment(monkeypatch)
   with pytest.raises(evaluation.configs.ConfigError,
-                     match="--data=selection: this run trained on its selection split"):
+                     match="data 'selection': this run trained on its selection split"):
     evaluation.named_data(params.task, 'selection')
   params.task.train_data.selection_split = 'exclude'
   dev = evaluation.named_data(params.task, 'dev')
   chosen = evaluation.named_data(params.task, 'selection')
   whole = evaluation.named_data(params.task, 'train')
-  assert (dev.tsv_split, dev.selection_split) == ('dev', '')
-  assert (chosen.tsv_split, chosen.selection_split) == ('train', 'only')
-  assert (whole.tsv_split, whole.selection_split, whole.is_training) == ('train', '', False)
-  with pytest.raises(evaluation.configs.ConfigError, match="--data=test: must be one of"):
+  assert [(d.name, d.tsv_split) for d in dev.reads] == [('dev', 'dev')]
+  assert [(d.name, d.tsv_split) for d in chosen.reads] == [('selection', 'train')]
+  assert chosen.selection_split == 'only'
+  assert [(d.name, d.tsv_split) for d in whole.reads] == [('train', 'train')]
+  assert (whole.selection_split, whole.is_training) == ('', False)
+  with pytest.raises(evaluation.UnknownDataError,
+                     match="data 'test': this task has dev, selection, train"):
     evaluation.named_data(params.task, 'test')
+
+
+def test_named_data_of_mnli_are_its_two_dev_sets(monkeypatch):
+  """MNLI names its evaluation splits dev_matched and dev_mismatched, each read on its own
+  (TFDS: validation_matched, validation_mismatched)."""
+  from mrpc_task import glue  # pylint: disable=g-import-not-at-top
+  params = tiny_experiment(monkeypatch, spec=glue.TASKS['mnli'], tsv_dir='')
+  assert evaluation.data_names(params.task) == ['dev_matched', 'dev_mismatched', 'selection',
+                                                'train']
+  mismatched = evaluation.named_data(params.task, 'dev_mismatched')
+  assert [(r.name, r.tsv_split, r.tfds_split) for r in mismatched.reads] == [
+      ('dev_mismatched', 'dev_mismatched', 'validation_mismatched')]

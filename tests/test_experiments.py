@@ -13,6 +13,7 @@ from official.nlp.configs import encoders
 
 from mrpc_task import activations
 from mrpc_task import configs
+from mrpc_task import glue
 from registry import experiments
 
 OURS = ('bert_mrpc', 'bert_mrpc_tiny', 'bert_mrpc_minilm')
@@ -106,8 +107,20 @@ def test_unknown_override_key_fails():
 @pytest.mark.parametrize('override, key', [
     ({'task': {'train_data': {'source': 'csv'}}}, 'task.train_data.source'),
     ({'task': {'train_data': {'seq_length': 1024}}}, 'task.train_data.seq_length'),
-    ({'task': {'validation_data': {'tsv_split': 'validation', 'source': 'tsv',
+    ({'task': {'validation_data': {'tsv_split': '../dev', 'source': 'tsv',
                                    'tsv_dir': 'x'}}}, 'task.validation_data.tsv_split'),
+    ({'task': {'train_data': {'tsv_split': 'train,dev'}}}, 'task.train_data.tsv_split'),
+    ({'task': {'validation_data': {'tsv_split': 'dev,dev'}}}, 'task.validation_data.tsv_split'),
+    ({'task': {'validation_data': {'source': 'tfds', 'tfds_split': 'validation,test'}}},
+     'task.validation_data.tfds_split'),
+    ({'task': {'metrics': ['accuracy', 'pearson']}}, 'task.metrics'),
+    ({'task': {'label_kind': 'score'}}, 'task.model.num_classes'),
+    ({'task': {'hub_module_url': 'x', 'init_from_hf': 'y'}}, 'task.hub_module_url'),
+    ({'task': {'train_data': {'sentence2_key': ''}}}, 'task.train_data.sentence2_key'),
+    ({'trainer': {'best_checkpoint_eval_metric': 'matthews'}},
+     'trainer.best_checkpoint_eval_metric'),
+    ({'task': {'validation_data': {'selection_split': 'only'}}},
+     'task.train_data.selection_split'),
     ({'task': {'init_checkpoint': 'a', 'init_from_hf': 'b'}}, 'task.init_from_hf'),
     ({'task': {'class_names': ['only_one']}}, 'task.class_names'),
     ({'task': {'train_data': {'padding': 'bucketed', 'bucket_boundaries': [64, 32]}}},
@@ -136,7 +149,7 @@ def test_invalid_values_fail_validation_naming_the_key(override, key):
 
 def test_every_recipe_runs_the_last_layer_on_cls_only_and_mean_pooling_can_undo_it():
   """output_range=1 by default; `--params_override` with null makes mean pooling valid."""
-  for name in OURS + ('bert_rte', 'bert_rte_minilm', 'bert_qqp', 'bert_qqp_minilm'):
+  for name in experiments.REGISTERED:
     assert exp_factory.get_exp_config(name).task.model.encoder.bert.output_range == 1, name
   params = exp_factory.get_exp_config('bert_mrpc_tiny')
   params = hyperparams.override_params_dict(
@@ -148,15 +161,15 @@ def test_every_recipe_runs_the_last_layer_on_cls_only_and_mean_pooling_can_undo_
 
 def test_encoders_without_output_range_are_left_alone():
   """The builder sets output_range only where Model Garden's encoder config has it."""
-  params = experiments.sentence_pair_experiment(
-      encoder=encoders.EncoderConfig(type='albert'), vocab_file='vocab.txt')
+  params = experiments.text_experiment(
+      glue.TASKS['mrpc'], encoder=encoders.EncoderConfig(type='albert'), vocab_file='vocab.txt')
   assert 'output_range' not in params.task.model.encoder.albert.as_dict()
 
 
 def test_task_is_registered_for_the_config():
-  """task_factory maps SentencePairTaskConfig to our Task class."""
+  """task_factory maps TextTaskConfig to our Task class."""
   params = exp_factory.get_exp_config('bert_mrpc_tiny')
-  assert type(task_factory.get_task(params.task)).__name__ == 'SentencePairTask'
+  assert type(task_factory.get_task(params.task)).__name__ == 'TextTask'
 
 
 TEMPLATES = experiments.TEMPLATES_DIR

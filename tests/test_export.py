@@ -8,7 +8,7 @@ from official.core import task_factory
 from mrpc_task import configs
 from mrpc_task import export
 from mrpc_task import tsv_reader
-from tests.conftest import FIXTURE_MRPC, tiny_experiment
+from tests.conftest import read_mrpc, FIXTURE_MRPC, tiny_experiment
 
 
 @pytest.fixture(scope='module')
@@ -20,9 +20,7 @@ def task_and_model():
 
 
 def _dev_pairs():
-  dev = tsv_reader.read_sentence_pairs(
-      f'{FIXTURE_MRPC}/dev.tsv', sentence1_column='#1 String', sentence2_column='#2 String',
-      label_column='Quality', label_vocabulary=['0', '1'])
+  dev = read_mrpc(f'{FIXTURE_MRPC}/dev.tsv')
   # Stretch some pairs so the request mixes short and long rows.
   first = [s * (1 + i % 3) for i, s in enumerate(dev.sentence1)]
   return tf.constant(first), tf.constant(dev.sentence2)
@@ -35,7 +33,7 @@ def _logits(params, model, first, second, **kwargs):
   """Logits from a serving module built once per model and options (tracing is the cost)."""
   key = (id(model), tuple(sorted(kwargs.items())))
   if key not in _MODULES:
-    _MODULES[key] = export.SentencePairServingModule(params.task, model, **kwargs)
+    _MODULES[key] = export.TextServingModule(params.task, model, **kwargs)
   return _MODULES[key].serve(first, second)['logits'].numpy()
 
 
@@ -44,7 +42,7 @@ def test_sorted_chunks_match_one_padded_batch_row_for_row(task_and_model):
   params, model = task_and_model
   first, second = _dev_pairs()
   lengths = tf.reduce_sum(
-      export.SentencePairServingModule(params.task, model).encode(first, second)['input_mask'],
+      export.TextServingModule(params.task, model).encode(first, second)['input_mask'],
       axis=-1).numpy()
   assert len(set(lengths)) > 5  # The rows really do have different lengths.
   chunked = _logits(params, model, first, second, sort_chunk_size=3)
@@ -74,13 +72,13 @@ def test_negative_chunk_size_fails_naming_it(task_and_model):
   """sort_chunk_size < 0 is rejected with its name."""
   params, model = task_and_model
   with pytest.raises(ValueError, match='sort_chunk_size=-1'):
-    export.SentencePairServingModule(params.task, model, sort_chunk_size=-1)
+    export.TextServingModule(params.task, model, sort_chunk_size=-1)
 
 
 def test_checkpoints_that_cannot_be_exported_are_named(task_and_model, tmp_path):
   """An encoder-only checkpoint, a checkpoint cut short and one of another architecture each
   fail with the checkpoint's path and what is wrong, not a TensorFlow dump."""
-  from mrpc_task import pretrained  # pylint: disable=g-import-not-at-top
+  from mrpc_task.checkpoints import pretrained  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_encoder  # pylint: disable=g-import-not-at-top
   params, model = task_and_model
   encoder_only = tf.train.Checkpoint(encoder=model.checkpoint_items['encoder']).write(
@@ -112,7 +110,7 @@ def _members(params, count):
 
 
 def _probabilities(model, module, first, second):
-  return tf.nn.softmax(module.logits(module.encode(first, second), model), axis=-1).numpy()
+  return tf.nn.softmax(module.outputs(module.encode(first, second), model), axis=-1).numpy()
 
 
 def test_ensemble_and_order_averaging_serve_the_mean_probability(task_and_model):
@@ -121,10 +119,10 @@ def test_ensemble_and_order_averaging_serve_the_mean_probability(task_and_model)
   params, model = task_and_model
   members = _members(params, 2)
   first, second = _dev_pairs()
-  single = export.SentencePairServingModule(params.task, model)
+  single = export.TextServingModule(params.task, model)
   models = [model] + members
   expected_ensemble = np.mean([_probabilities(m, single, first, second) for m in models], 0)
-  ensemble = export.SentencePairServingModule(params.task, model, members=members)
+  ensemble = export.TextServingModule(params.task, model, members=members)
   served = ensemble.serve(first, second)
   np.testing.assert_allclose(served['probabilities'].numpy(), expected_ensemble, atol=1e-6)
   np.testing.assert_allclose(served['logits'].numpy(), np.log(expected_ensemble), atol=1e-5)
@@ -133,7 +131,7 @@ def test_ensemble_and_order_averaging_serve_the_mean_probability(task_and_model)
   assert {k: (v.dtype, v.shape) for k, v in served.items()} == {
       k: (v.dtype, v.shape) for k, v in plain.items()}
 
-  both = export.SentencePairServingModule(params.task, model, members=members[:1],
+  both = export.TextServingModule(params.task, model, members=members[:1],
                                           average_orders=True)
   expected_both = np.mean([_probabilities(m, single, a, b) for m in (model, members[0])
                            for a, b in ((first, second), (second, first))], 0)
@@ -152,7 +150,7 @@ def test_order_averaging_is_refused_for_order_sensitive_tasks(task_and_model):
   params, model = task_and_model
   task_config = params.task.replace(symmetric_pairs=False)
   with pytest.raises(configs.ConfigError, match='task.symmetric_pairs=false'):
-    export.SentencePairServingModule(task_config, model, average_orders=True)
+    export.TextServingModule(task_config, model, average_orders=True)
 
 
 def test_exported_ensemble_equals_the_in_process_ensemble(task_and_model, tmp_path):
@@ -164,7 +162,7 @@ def test_exported_ensemble_equals_the_in_process_ensemble(task_and_model, tmp_pa
   for index, source in enumerate((model, member)):
     paths.append(tf.train.Checkpoint(model=source).write(str(tmp_path / f'ckpt{index}')))
   first, second = _dev_pairs()
-  in_process = export.SentencePairServingModule(params.task, model, members=[member],
+  in_process = export.TextServingModule(params.task, model, members=[member],
                                                 average_orders=True)
   expected = in_process.serve(first, second)
   fresh, fresh_member = _members(params, 2)

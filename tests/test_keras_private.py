@@ -1,4 +1,5 @@
-"""Guards of every private Keras API in mrpc_task/keras_private.py: what layer decay relies on.
+"""Guards of every private Keras API in mrpc_task/keras_private.py: what layer decay, dense
+embedding updates and fast dropout rely on.
 
 When an upgrade of tf-keras or Model Garden changes one of them, the test named after it fails
 here, instead of layer decay silently training every layer at the head's rate.
@@ -93,3 +94,29 @@ def test_sparse_apply_receives_every_indexed_slices_gradient_with_its_repeated_r
   optimizer.apply_gradients([(gradient, variable)])
   assert seen == [[1, 1, 3]]  # Not summed first: the replaced method gets the raw rows.
   np.testing.assert_array_equal(variable.numpy(), [[0, 0], [-2, -2], [0, 0], [-1, -1]])
+
+
+def test_recast_layer_keeps_a_dropout_instance_whole_and_refuses_a_stateful_subclass():
+  """A built Dropout recast to a call-only subclass keeps its name, config and rate; the
+  Dropout constructor still sets every attribute FastDropout.call reads; a subclass with
+  its own __init__ (state the instance lacks) or of another class is refused."""
+  from mrpc_task import fast_dropout  # pylint: disable=g-import-not-at-top
+  layer = tf_keras.layers.Dropout(0.25, name='drop')
+  config = layer.get_config()
+  keras_private.recast_layer(layer, fast_dropout.FastDropout)
+  assert type(layer) is fast_dropout.FastDropout
+  assert layer.name == 'drop' and layer.get_config() == config
+  source = inspect.getsource(fast_dropout.FastDropout.call)
+  for attribute in ('rate', 'noise_shape'):
+    assert f'self.{attribute}' in source and hasattr(layer, attribute)
+
+  class Stateful(tf_keras.layers.Dropout):
+
+    def __init__(self, rate):
+      super().__init__(rate)
+      self.extra = 1
+
+  with pytest.raises(TypeError, match='without an __init__'):
+    keras_private.recast_layer(tf_keras.layers.Dropout(0.1), Stateful)
+  with pytest.raises(TypeError, match='must subclass'):
+    keras_private.recast_layer(tf_keras.layers.Dense(1), fast_dropout.FastDropout)

@@ -13,31 +13,36 @@ import tensorflow as tf
 
 from mrpc_task import predict
 from mrpc_task import tsv_reader
-from tests.conftest import FIXTURE_MRPC, TFM, child_env, run_tfm, scalars
+from mrpc_task.export import TaskInfo
+from tests.conftest import read_mrpc, FIXTURE_MRPC, TFM, child_env, run_tfm, scalars
 
 CLASSES = ['not_equivalent', 'equivalent']
+# What an MRPC export says of itself (assets.extra/task.json).
+MRPC = TaskInfo(name='mrpc', class_names=CLASSES, label_vocabulary=['0', '1'],
+                text_columns=['#1 String', '#2 String'], label_column='Quality')
 
 
 def _lines(text):
   return io.BytesIO(text.encode('utf-8'))
 
 
-def _read(text, **kwargs):
-  return list(predict.read_pairs(_lines(text), 'in.txt', class_names=CLASSES, **kwargs))
+def _read(text, info=MRPC, **kwargs):
+  return list(predict.read_examples(_lines(text), 'in.txt', info, **kwargs))
 
 
 def test_reads_mrpc_tsv_with_labels_by_header():
   """MRPC's header is recognised; Quality becomes the label; line numbers are the file's."""
   pairs = _read('Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n'
                 '1\t1\t2\tA cat sat.\tThe cat sat.\n0\t3\t4\tUp\tDown\n')
-  assert [(p.line, p.sentence1, p.sentence2, p.label) for p in pairs] == [
-      (2, 'A cat sat.', 'The cat sat.', 1), (3, 'Up', 'Down', 0)]
+  assert [(p.line, p.texts, p.label, p.index) for p in pairs] == [
+      (2, ('A cat sat.', 'The cat sat.'), 1, '0'), (3, ('Up', 'Down'), 0, '1')]
 
 
 def test_reads_unlabeled_glue_test_tsv_and_other_column_names():
-  """GLUE test.tsv (no label) and sentence1/sentence2 headers work; labels are None."""
-  pairs = _read('index\tsentence1\tsentence2\n0\ta b\tc d\n')
-  assert [(p.sentence1, p.sentence2, p.label) for p in pairs] == [('a b', 'c d', None)]
+  """GLUE test.tsv (no label) and sentence1/sentence2 headers work; labels are None; the
+  index column is kept for leaderboard files."""
+  pairs = _read('index\tsentence1\tsentence2\n7\ta b\tc d\n')
+  assert [(p.texts, p.label, p.index) for p in pairs] == [(('a b', 'c d'), None, '7')]
 
 
 def test_reads_json_lines_with_names_or_ids_as_labels():
@@ -54,7 +59,7 @@ def test_reads_json_lines_with_names_or_ids_as_labels():
     ('{"sentence1": "a", "sentence2": "b", "label": "maybe"}\n', r"in\.txt:1: label 'maybe'"),
     ('#1 String\t#2 String\tQuality\na\tb\n', r'in\.txt:2: 2 columns, header has 3'),
     ('#1 String\t#2 String\tQuality\na\tb\t7\n', r"in\.txt:2: label '7' is not one of"),
-    ('x\ty\n1\t2\n', r'in\.txt:1: header .* has none of the sentence columns'),
+    ('x\ty\n1\t2\n', r'in\.txt:1: header .* has none of the text columns'),
 ])
 def test_bad_input_names_file_and_line(text, message):
   """Each malformed input fails with the input's name and line."""
@@ -68,7 +73,7 @@ def test_skip_mode_counts_every_dropped_row():
   skipped = tsv_reader.SkipLog(keep=2)
   text = 'sentence1\tsentence2\na\tb\n\nx\ty\tz\nc\td\ne\n\n\n'
   pairs = _read(text, on_bad_rows='skip', skipped=skipped)
-  assert [(p.sentence1, p.sentence2) for p in pairs] == [('a', 'b'), ('c', 'd')]
+  assert [p.texts for p in pairs] == [('a', 'b'), ('c', 'd')]
   assert skipped.count == 3
   assert str(skipped) == ('in.txt:3: blank line, in.txt:4: 3 columns, header has 2, '
                           'and 1 more')
@@ -76,28 +81,29 @@ def test_skip_mode_counts_every_dropped_row():
 
 def test_labels_may_be_spelled_as_in_the_training_files():
   """A task whose files say NEUTRAL/ENTAILMENT reads those labels through label_vocabulary."""
-  pairs = list(predict.read_pairs(
-      _lines('sentence1\tsentence2\tlabel\na\tb\tENTAILMENT\n'), 'in.txt',
-      class_names=['neutral', 'entailment'], label_vocabulary=['NEUTRAL', 'ENTAILMENT']))
+  info = TaskInfo(class_names=['neutral', 'entailment'],
+                  label_vocabulary=['NEUTRAL', 'ENTAILMENT'])
+  pairs = _read('sentence1\tsentence2\tlabel\na\tb\tENTAILMENT\n', info)
   assert pairs[0].label == 1
 
 
-def test_label_column_none_and_half_given_columns():
-  """--label_column=none ignores a label column; one sentence column alone is an error."""
+def test_label_column_none_and_one_text_column_for_a_pair_export():
+  """--label_column=none ignores a label column; naming one text column for a pair export
+  is an error naming both counts."""
   pairs = _read('sentence1\tsentence2\tlabel\na\tb\tnonsense\n',
                 columns=predict.Columns(label='none'))
   assert pairs[0].label is None
-  with pytest.raises(predict.PredictInputError, match='give both or neither'):
-    predict.Columns(sentence1='question1')
+  with pytest.raises(predict.PredictInputError,
+                     match=r"text columns \['question1'\]: the export takes 2 text\(s\)"):
+    _read('question1\tquestion2\na\tb\n', columns=predict.Columns(texts=('question1',)))
 
 
 def test_reading_is_lazy_on_an_endless_stream():
   """Pairs come out before the input ends: an endless generator still yields its first rows."""
   endless = itertools.chain([b'sentence1\tsentence2\n'],
                             (f'a{i}\tb{i}\n'.encode() for i in itertools.count()))
-  first = list(itertools.islice(
-      predict.read_pairs(endless, 'endless', class_names=CLASSES), 3))
-  assert [p.sentence1 for p in first] == ['a0', 'a1', 'a2']
+  first = list(itertools.islice(predict.read_examples(endless, 'endless', MRPC), 3))
+  assert [p.texts[0] for p in first] == ['a0', 'a1', 'a2']
 
 
 def _fake_serve(sentence1, sentence2):
@@ -116,10 +122,8 @@ def _stream(rows):
 
 def _peak_python_memory(rows):
   tracemalloc.start()
-  stats = predict.predict(
-      _fake_serve, predict.read_pairs(_stream(rows), 'gen', class_names=CLASSES),
-      _NullWriter(), class_names=CLASSES,
-      positive_class_id=1, batch_size=256)
+  stats = predict.predict(_fake_serve, predict.read_examples(_stream(rows), 'gen', MRPC),
+                          _NullWriter(), MRPC, batch_size=256)
   peak = tracemalloc.get_traced_memory()[1]
   tracemalloc.stop()
   return stats, peak
@@ -148,9 +152,7 @@ def test_cli_tsv_predictions_match_the_export_and_scores_match_training(exported
                     f'--output={out}', '--batch_size=7'])
   rows = [line.split('\t') for line in out.read_text().splitlines()]
   assert rows[0] == ['line', 'class', 'probability_equivalent']
-  dev = tsv_reader.read_sentence_pairs(
-      dev_tsv, sentence1_column='#1 String', sentence2_column='#2 String',
-      label_column='Quality', label_vocabulary=['0', '1'])
+  dev = read_mrpc(dev_tsv)
   served = tf.saved_model.load(exported).signatures['serving_default'](
       sentence1=tf.constant(dev.sentence1), sentence2=tf.constant(dev.sentence2))
   assert [int(r[0]) for r in rows[1:]] == list(range(2, 22))
@@ -158,9 +160,9 @@ def test_cli_tsv_predictions_match_the_export_and_scores_match_training(exported
   np.testing.assert_allclose([float(r[2]) for r in rows[1:]],
                              served['probabilities'].numpy()[:, 1], atol=1e-6)
   evals = scalars(os.path.join(trained, 'validation'))
-  assert (f'20 labeled pairs: accuracy {evals["accuracy"][6]:.4f} | '
+  assert (f'20 labeled examples: accuracy {evals["accuracy"][6]:.4f} | '
           f'f1 {evals["f1"][6]:.4f}') in result.stderr
-  assert 'predicted 20 pairs' in result.stderr
+  assert 'predicted 20 examples' in result.stderr
 
 
 def test_cli_json_lines_from_stdin_to_jsonl(exported, tmp_path):
@@ -180,18 +182,18 @@ def test_cli_json_lines_from_stdin_to_jsonl(exported, tmp_path):
                              served['probabilities'].numpy()[:, 1], atol=1e-6)
 
 
-def test_cli_on_an_export_without_classes_file(exported, tmp_path):
-  """Exports made before classes.json existed still predict, with class ids as names."""
+def test_cli_on_an_export_without_task_file(exported, tmp_path):
+  """Exports made before task.json existed still predict, with class ids as names."""
   import shutil  # pylint: disable=g-import-not-at-top
   old = tmp_path / 'old_export'
   shutil.copytree(exported, old)
-  os.remove(old / 'assets.extra' / 'classes.json')
+  os.remove(old / 'assets.extra' / 'task.json')
   result = run_tfm([TFM, 'predict', f'--export_dir={old}',
                     f'--input={os.path.join(FIXTURE_MRPC, "dev.tsv")}'])
   rows = [line.split('\t') for line in result.stdout.splitlines()]
   assert rows[0] == ['line', 'class', 'probability_1']
   assert len(rows) == 21 and {r[1] for r in rows[1:]} <= {'0', '1'}
-  assert '20 labeled pairs: accuracy' in result.stderr
+  assert '20 labeled examples: accuracy' in result.stderr
 
 
 @pytest.mark.parametrize('raw, message', [
@@ -200,7 +202,7 @@ def test_cli_on_an_export_without_classes_file(exported, tmp_path):
     (b'{\n  "sentence1": "a",\n  "sentence2": "b"\n}\n',
      r'in\.txt:1: not valid JSON \(.*\); JSON input must be JSON lines, one complete'),
     (b'sentence1,sentence2\na,b\n',
-     r'none of the sentence columns .*\(columns must be separated by tabs; this header has '
+     r'none of the text columns .*\(columns must be separated by tabs; this header has '
      r'none: a CSV file\?\)'),
     (b'sentence1\tsentence2\ra\tb\r', r'in\.txt:1: lines end in CR only'),
     ('sentence1\tsentence2\na\tb\n'.encode('utf-16'),
@@ -212,14 +214,14 @@ def test_wrong_formats_say_what_they_look_like(raw, message):
   """JSON that is not JSON lines, CSV, CR-only line endings and non-UTF-8 encodings fail on
   the first line that shows it, saying what the file seems to be and what to do."""
   with pytest.raises(ValueError, match=message):
-    list(predict.read_pairs(io.BytesIO(raw).readlines(), 'in.txt', class_names=CLASSES))
+    list(predict.read_examples(io.BytesIO(raw).readlines(), 'in.txt', MRPC))
 
 
 def test_a_named_label_key_missing_from_json_lines_fails():
   """--label_column=lable on JSON lines is not ignored: the row without it fails."""
   with pytest.raises(predict.PredictInputError,
-                     match=r"in\.txt:1: key 'lable' \(--label_column\) missing; keys are "
-                           r"\['label', 'sentence1', 'sentence2'\]"):
+                     match=r"in\.txt:1: key 'lable' \(the label key asked for\) missing; keys "
+                           r"are \['label', 'sentence1', 'sentence2'\]"):
     _read('{"sentence1": "a", "sentence2": "b", "label": 1}\n',
           columns=predict.Columns(label='lable'))
 
@@ -230,8 +232,8 @@ def test_input_and_output_names(tmp_path):
   assert [predict.is_json_output(name) for name in ('a.jsonl', 'b.JSONL', 'c.Json', 'd.tsv',
                                                      '-')] == [True, True, True, False, False]
   with pytest.raises(predict.PredictInputError, match='--input=.*: is a folder'):
-    predict.check_input(str(tmp_path))
-  with pytest.raises(predict.PredictInputError, match='--input=.*nothing.tsv: no such file'):
+    predict.check_input(str(tmp_path), '--input')
+  with pytest.raises(predict.PredictInputError, match='input=.*nothing.tsv: no such file'):
     predict.check_input(str(tmp_path / 'nothing.tsv'))
   predict.check_input('-')
 

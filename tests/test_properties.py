@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from mrpc_task import tokenization
 from mrpc_task import tsv_reader
-from tests.conftest import FIXTURE_VOCAB
+from tests.conftest import read_mrpc, FIXTURE_VOCAB
 
 # Sentence text: any Unicode but the separators the format reserves (tab, newlines), and
 # surrogates (not encodable in UTF-8). Leading/trailing whitespace is stripped on read.
@@ -34,9 +34,7 @@ def test_tsv_reader_round_trips_any_text(rows, crlf, bom):
     path = os.path.join(folder, 'train.tsv')
     with open(path, 'wb') as f:
       f.write((('\ufeff' if bom else '') + newline.join(lines) + newline).encode('utf-8'))
-    pairs = tsv_reader.read_sentence_pairs(
-        path, sentence1_column='#1 String', sentence2_column='#2 String',
-        label_column='Quality', label_vocabulary=['0', '1'])
+    pairs = read_mrpc(path)
   assert pairs.labels == [int(label) for label, _, _ in rows]
   assert pairs.sentence1 == [first.strip() for _, first, _ in rows]
   assert pairs.sentence2 == [second.strip() for _, _, second in rows]
@@ -45,7 +43,7 @@ def test_tsv_reader_round_trips_any_text(rows, crlf, bom):
 
 @functools.lru_cache(maxsize=None)
 def _preprocessor(seq_length):
-  return tokenization.SentencePairPreprocessor(
+  return tokenization.TextPreprocessor(
       vocab_file=FIXTURE_VOCAB, lower_case=True, seq_length=seq_length)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mrpc_task import report
-from mrpc_task.cli import progress
+from mrpc_task import progress
 from tests.conftest import TFM, run_tfm, scalars
 
 
@@ -21,10 +21,10 @@ def _png_size(path):
 
 
 def test_report_cli_writes_four_pngs_of_the_stated_size(trained, tmp_path):
-  """loss, learning rate, dev scores and confusion matrix: non-empty 800x500 PNGs."""
+  """loss, learning rate, the task's scores and confusion matrix: non-empty 800x500 PNGs."""
   out = tmp_path / 'report'
   result = run_tfm([TFM, 'report', f'--model_dir={trained}', f'--output_dir={out}'])
-  names = ['loss.png', 'learning_rate.png', 'dev_scores.png', 'confusion_matrix.png']
+  names = ['loss.png', 'learning_rate.png', 'scores.png', 'confusion_matrix.png']
   assert sorted(os.listdir(out)) == sorted(names)
   for name in names:
     assert os.path.getsize(out / name) > 5000, name
@@ -47,7 +47,9 @@ def test_confusion_matrix_is_the_last_evaluation(trained):
   assert matrix.sum() == 20
   logged = scalars(os.path.join(trained, 'validation'))
   assert np.trace(matrix) / matrix.sum() == pytest.approx(logged['accuracy'][6], abs=1e-6)
-  assert report.class_names(trained) == ['not_equivalent', 'equivalent']
+  task = report.run_task(trained)
+  assert (task.class_names, task.metrics, task.splits, task.regression) == (
+      ['not_equivalent', 'equivalent'], ['accuracy', 'f1'], ['dev'], False)
 
 
 def test_report_on_a_folder_without_events_says_so(tmp_path):
@@ -65,7 +67,7 @@ def test_training_prints_progress_and_summary(training_run):
   assert steps[-1].split(' | ')[1] == 'step 6/6 (100%)'
   evals = scalars(os.path.join(training_run.model_dir, 'validation'))
   final = (f'summary | final dev: accuracy {evals["accuracy"][6]:.4f} | '
-           f'f1 {evals["f1"][6]:.4f} (step 6)')
+           f'f1 {evals["f1"][6]:.4f} | glue_score {evals["glue_score"][6]:.4f} (step 6)')
   assert final in lines
   assert f'summary | checkpoints: {training_run.model_dir}' in lines
   assert any(line.startswith('summary | best checkpoint: ') for line in lines)
@@ -124,7 +126,7 @@ def test_report_says_which_plot_it_left_out_and_why(tmp_path):
       tf.summary.scalar(tag, value, step=4)
   writer.close()
   result = report.write_report(str(tmp_path))
-  assert [os.path.basename(p) for p in result.written] == ['dev_scores.png']
+  assert [os.path.basename(p) for p in result.written] == ['scores.png']
   assert result.problems == [
       'loss.png: no training_loss in train/',
       'learning_rate.png: no learning_rate in train/',
@@ -139,10 +141,13 @@ def test_report_never_replaces_an_earlier_one_unasked(trained, tmp_path):
   out = str(tmp_path / 'report')
   first = report.write_report(trained, out).written
   stamps = {path: os.path.getmtime(path) for path in first}
-  with pytest.raises(safe_output.OutputError, match='already holds loss.png'):
+  with pytest.raises(safe_output.DestinationExistsError, match='already holds .*png'):
     report.write_report(trained, out)
   assert {path: os.path.getmtime(path) for path in first} == stamps
   assert report.write_report(trained, out, overwrite=True).written == first
   assert sorted(os.listdir(out)) == sorted(os.path.basename(p) for p in first)
   with pytest.raises(safe_output.OutputError, match='is also train/'):
     report.write_report(trained, os.path.join(trained, 'train'))
+  (tmp_path / 'a_file').write_text('')
+  with pytest.raises(safe_output.OutputError, match=r'a_file: is a file, not a folder'):
+    report.write_report(trained, str(tmp_path / 'a_file'))

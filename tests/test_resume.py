@@ -44,8 +44,9 @@ def _start(model_dir):
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
-def _steps_until(process, kill_after=None, lines=None):
-  """Progress steps printed; with kill_after, SIGKILL once a step >= kill_after is printed."""
+def _steps_until(process, kill_after=None, lines=None, delay=0.0):
+  """Progress steps printed; with kill_after, SIGKILL `delay` seconds after a step >=
+  kill_after is printed."""
   steps = []
   for line in process.stdout:
     if lines is not None:
@@ -54,7 +55,7 @@ def _steps_until(process, kill_after=None, lines=None):
     if match:
       steps.append(int(match.group(1)))
       if kill_after is not None and steps[-1] >= kill_after:
-        time.sleep(random.uniform(0, 0.3))  # Land anywhere: mid-step, mid-save, mid-eval.
+        time.sleep(delay)  # Land anywhere: mid-step, mid-save, mid-eval.
         process.send_signal(signal.SIGKILL)
         break
   process.wait(timeout=600)
@@ -93,7 +94,7 @@ def test_kill_nine_at_random_points_then_resume(tmp_path):
     resumed_from.append(start)
     # Somewhere in the next third of what is left, so there is room for every kill.
     target = start + LOOP * (1 + rng.randrange(max(1, (STEPS - start) // (3 * LOOP))))
-    steps = _steps_until(_start(model_dir), kill_after=target)
+    steps = _steps_until(_start(model_dir), kill_after=target, delay=rng.uniform(0, 0.3))
     assert steps and steps[0] == start + LOOP, (start, steps)  # Continues, skips nothing.
     assert steps == list(range(start + LOOP, steps[-1] + 1, LOOP))
     assert steps[-1] < STEPS, 'the run finished before the kill landed'

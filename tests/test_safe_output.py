@@ -32,7 +32,7 @@ def test_existing_file_is_refused_then_kept_on_failure_even_with_overwrite(tmp_p
   block still leaves the old content."""
   target = tmp_path / 'out.tsv'
   target.write_text('old')
-  with pytest.raises(safe_output.OutputError, match=r"out\.tsv' already exists; pass --overwrite"):
+  with pytest.raises(safe_output.DestinationExistsError, match=r"out\.tsv' already exists$"):
     with safe_output.atomic_file(str(target)):
       pytest.fail('the block must not run')
   with pytest.raises(ValueError):
@@ -53,14 +53,14 @@ def test_atomic_folder_replaces_whole_and_only_when_asked(tmp_path):
   target.mkdir()
   (target / 'stale-shard').write_text('old variables')
   with pytest.raises(safe_output.OutputError, match='already exists'):
-    with safe_output.atomic_folder(str(target), flag='--export_dir'):
+    with safe_output.atomic_folder(str(target), label='--export_dir'):
       pytest.fail('the block must not run')
   with pytest.raises(RuntimeError):
-    with safe_output.atomic_folder(str(target), flag='--export_dir', overwrite=True) as folder:
+    with safe_output.atomic_folder(str(target), label='--export_dir', overwrite=True) as folder:
       open(os.path.join(folder, 'saved_model.pb'), 'w').close()
       raise RuntimeError('export failed')
   assert _entries(target) == ['stale-shard']
-  with safe_output.atomic_folder(str(target), flag='--export_dir', overwrite=True) as folder:
+  with safe_output.atomic_folder(str(target), label='--export_dir', overwrite=True) as folder:
     assert folder != str(target)
     open(os.path.join(folder, 'saved_model.pb'), 'w').close()
   assert _entries(target) == ['saved_model.pb']
@@ -71,7 +71,7 @@ def test_an_empty_folder_may_be_filled_without_overwrite(tmp_path):
   """`mkdir out && tfm export --export_dir=out` works."""
   target = tmp_path / 'out'
   target.mkdir()
-  with safe_output.atomic_folder(str(target), flag='--output') as folder:
+  with safe_output.atomic_folder(str(target), label='--output') as folder:
     open(os.path.join(folder, 'encoder.index'), 'w').close()
   assert _entries(target) == ['encoder.index']
 
@@ -80,10 +80,10 @@ def test_file_and_folder_kinds_are_checked(tmp_path):
   """A file where a folder is wanted (and the other way round) is refused, naming the flag."""
   (tmp_path / 'a_file').write_text('x')
   with pytest.raises(safe_output.OutputError, match='--export_dir=.*is a file, not a folder'):
-    safe_output.check_destination(str(tmp_path / 'a_file'), flag='--export_dir',
+    safe_output.check_destination(str(tmp_path / 'a_file'), label='--export_dir',
                                   overwrite=True, folder=True)
   with pytest.raises(safe_output.OutputError, match='--output=.*is a folder'):
-    safe_output.check_destination(str(tmp_path), flag='--output', overwrite=True, folder=False)
+    safe_output.check_destination(str(tmp_path), label='--output', overwrite=True, folder=False)
 
 
 def test_output_that_is_holds_or_sits_in_an_input_is_refused(tmp_path):
@@ -100,8 +100,8 @@ def test_output_that_is_holds_or_sits_in_an_input_is_refused(tmp_path):
   ]
   for output, message in cases:
     with pytest.raises(safe_output.OutputError, match=message):
-      safe_output.refuse_overlap(output, {'--model_dir': str(model_dir)}, flag='--export_dir')
+      safe_output.refuse_overlap(output, {'--model_dir': str(model_dir)}, label='--export_dir')
   safe_output.refuse_overlap(str(model_dir / 'export'), {'--model_dir': str(model_dir)},
-                             flag='--export_dir', allow_inside=True)
+                             label='--export_dir', allow_inside=True)
   safe_output.refuse_overlap(str(tmp_path / 'elsewhere'), {'--input': '-', '--x': None},
-                             flag='--output')
+                             label='--output')

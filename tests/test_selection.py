@@ -9,7 +9,7 @@ from official.core import exp_factory
 
 from mrpc_task import configs
 from mrpc_task import data
-from mrpc_task import selection
+from mrpc_task.tuning import selection
 from registry import experiments
 from tests.conftest import FIXTURE_MRPC
 
@@ -94,7 +94,7 @@ def test_real_mrpc_selection_split(mrpc_data_dir, monkeypatch):
 ])
 def test_bad_selection_settings_name_the_key(key, value, message):
   """A bad selection value fails validation, naming the key and what is allowed."""
-  config = configs.SentencePairDataConfig(
+  config = configs.TextDataConfig(
       source='tsv', tsv_dir=FIXTURE_MRPC, vocab_file='vocab.txt', selection_split='only')
   with pytest.raises(configs.ConfigError, match=f'data.{key}=.*' + message.replace('(', r'\(')
                      .replace(')', r'\)')):
@@ -115,7 +115,8 @@ def test_hugging_face_parity_script_holds_out_the_same_pairs(mrpc_data_dir, monk
   monkeypatch.setenv('MRPC_DATA_DIR', mrpc_data_dir)
   config = exp_factory.get_exp_config('bert_mrpc_tiny').task.train_data.replace(
       is_training=False)
-  ours = _as_tuples(selection.carve(data.read_pairs(config), part='only', fraction=0.15))
+  examples = data.read_examples(config, config.reads[0], data.label_spec(config))
+  ours = _as_tuples(selection.carve(examples, part='only', fraction=0.15))
   assert sorted(held_out) == sorted(ours) and len(rest) == 3668 - 550
 
 

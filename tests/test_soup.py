@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from official.core import task_factory
 
-from mrpc_task import soup
+from mrpc_task.tuning import soup
 from tests.conftest import tiny_experiment
 
 
@@ -43,8 +43,7 @@ def test_average_of_nothing_is_refused(monkeypatch):
 def test_soup_refuses_runs_of_different_starts(tmp_path):
   """Runs whose heads were drawn with other task.seed values cannot be souped; the message
   says how to train soup ingredients."""
-  from mrpc_task.cli import run_dir  # pylint: disable=g-import-not-at-top
-  from mrpc_task.cli import soup as soup_cli  # pylint: disable=g-import-not-at-top
+  from mrpc_task import runs as runs_lib  # pylint: disable=g-import-not-at-top
   runs = []
   for name, seed, order in (('a', 42, 0), ('b', 42, 1), ('c', 7, 2)):
     folder = tmp_path / name
@@ -52,9 +51,9 @@ def test_soup_refuses_runs_of_different_starts(tmp_path):
     (folder / 'params.yaml').write_text(
         f'task:\n  seed: {seed}\n  init_from_hf: /m\n  train_data:\n    seed: {order}\n')
     runs.append(str(folder))
-  soup_cli.check_shared_start(runs[:2])  # Only the data order differs: fine.
-  with pytest.raises(run_dir.ModelDirError,
-                     match=r'--runs: .*/c started from .* \[7, None, \'/m\'\], .*/a from '
-                           r'\[42, None, \'/m\'\]: a weight soup needs one start \(train its '
-                           r'runs with tfm sweep --seed_keys=task.train_data.seed\)'):
-    soup_cli.check_shared_start(runs)
+  soup.check_shared_start(runs[:2])  # Only the data order differs: fine.
+  with pytest.raises(runs_lib.ModelDirError,
+                     match=r'--runs: .*/c started from .* \[7, None, \'/m\', None\], .*/a '
+                           r'from \[42, None, \'/m\', None\]: a weight soup needs one start '
+                           r'\(train its runs with tfm sweep, seeding the data order only\)'):
+    soup.check_shared_start(runs, '--runs')

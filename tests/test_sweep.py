@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from mrpc_task import sweep
-from tests.conftest import TFM, TINY_CLI_OVERRIDE, child_env, run_tfm, scalars, REPO_ROOT
+from mrpc_task.tuning import sweep
+from tests.conftest import read_mrpc, TFM, TINY_CLI_OVERRIDE, child_env, run_tfm, scalars, REPO_ROOT
 
 
 def test_grid_values_are_typed_and_points_cover_every_combination():
@@ -72,29 +72,38 @@ def test_params_override_takes_every_form_tfm_train_takes():
                               '{pair_order: both}}}') == nested
   assert sweep.parse_override('') == {}
   assert sweep.parse_override('{a: 1e-8}') == {'a': 1e-8}  # Model Garden's float rule.
-  with pytest.raises(sweep.OverrideError, match=r"^--params_override='684': must be a mapping"):
+  with pytest.raises(sweep.OverrideError, match=r"^params override '684': must be a mapping"):
     sweep.parse_override('684')
-  with pytest.raises(sweep.OverrideError, match=r"^--params_override='\{a: \[1,': not YAML"):
+  with pytest.raises(sweep.OverrideError, match=r"^params override '\{a: \[1,': not YAML"):
     sweep.parse_override('{a: [1,')
 
 
 def test_summary_rows_hold_exact_means_and_sample_stds():
   """Mean and sample std over seeds per score; a point without runs has NaN and no cell."""
   point_a, point_b = (('k', 1),), (('k', 2),)
-  results = [
-      sweep.RunResult(point_a, 0, sweep.run_scores(
-          {'selection': {'accuracy': 0.80, 'f1': 0.90}, 'dev': {'accuracy': 0.7, 'f1': 0.8}})),
-      sweep.RunResult(point_a, 1, sweep.run_scores(
-          {'selection': {'accuracy': 0.84, 'f1': 0.86}, 'dev': {'accuracy': 0.7, 'f1': 0.8}})),
-  ]
-  rows = sweep.summarize(results, [point_a, point_b])
+  metrics, data = ['accuracy', 'f1'], ['selection', 'dev']
+
+  def scores(selection_accuracy, selection_f1):
+    return {'checkpoint': 'ckpt-6', 'members': [],
+            'selection': {'accuracy': selection_accuracy, 'f1': selection_f1,
+                          'glue_score': (selection_accuracy + selection_f1) / 2,
+                          'confusion/true0_pred0': 3.0},
+            'dev': {'accuracy': 0.7, 'f1': 0.8, 'glue_score': 0.75}}
+
+  results = [sweep.RunResult(point_a, 0, sweep.run_scores(scores(0.80, 0.90), metrics)),
+             sweep.RunResult(point_a, 1, sweep.run_scores(scores(0.84, 0.86), metrics))]
+  assert results[0].scores['selection'] == pytest.approx(
+      {'accuracy': 80.0, 'f1': 90.0, 'glue_score': 85.0})
+  rows = sweep.summarize(results, [point_a, point_b], metrics, data)
   assert rows[0]['seeds'] == 2 and rows[0]['k'] == 1
   assert rows[0]['selection_accuracy'] == pytest.approx(82.0)
   assert rows[0]['selection_accuracy_std'] == pytest.approx(2 ** 0.5 * 2)
-  assert rows[0]['selection_mean'] == pytest.approx(85.0)
-  assert rows[0]['selection_mean_std'] == pytest.approx(0.0)
+  assert rows[0]['selection_glue_score'] == pytest.approx(85.0)
+  assert rows[0]['selection_glue_score_std'] == pytest.approx(0.0)
   assert rows[0]['dev_f1'] == pytest.approx(80.0)
-  table = sweep.markdown_table(rows, ['k']).splitlines()
+  table = sweep.markdown_table(rows, ['k'], metrics, data).splitlines()
+  assert table[0] == ('| k | seeds | selection accuracy | selection f1 | selection glue_score | '
+                      'dev accuracy | dev f1 | dev glue_score |')
   assert table[2].startswith('| 1 | 2 | 82.00 ± 2.83 | 88.00 ± 2.83 | 85.00 ± 0.00 |')
   assert table[3] == '| 2 | 0 |' + '  |' * 6
 
@@ -122,7 +131,7 @@ def test_sweep_runs_every_point_writes_results_and_resumes(tmp_path):
     assert params['task']['validation_data']['selection_split'] == 'only'
     scores = json.loads((run_dir / 'scores.json').read_text())
     assert scores['checkpoint'].endswith('ckpt-6')
-    assert 'summary | final selection split: accuracy' in (run_dir / 'train.log').read_text()
+    assert 'summary | final selection: accuracy' in (run_dir / 'train.log').read_text()
     # The trainer's last evaluation (on the selection split) is what evaluate scores again.
     logged = scalars(str(run_dir / 'validation'))
     assert scores['selection']['accuracy'] == pytest.approx(logged['accuracy'][6], abs=1e-6)
@@ -171,8 +180,8 @@ def test_sweep_with_a_misspelt_key_fails_before_running(tmp_path):
                           timeout=300)
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1] == (
-      "tfm sweep: error: --grid point task.layer_decy=0.8: --params_override: unknown key "
-      "'layer_decy' (in SentencePairTaskConfig); did you mean layer_decay?")
+      "tfm sweep: error: grid point task.layer_decy=0.8: params override: unknown key "
+      "'layer_decy' (in TextTaskConfig); did you mean layer_decay?")
   assert not output_dir.exists()
 
 
@@ -205,9 +214,7 @@ def test_sweep_of_rte_runs_and_refuses_swapping_its_sentences(tmp_path):
   rte.mkdir()
   counts = {}
   for split in ('train', 'dev'):
-    pairs = tsv_reader.read_sentence_pairs(
-        f'{FIXTURE_MRPC}/{split}.tsv', sentence1_column='#1 String',
-        sentence2_column='#2 String', label_column='Quality', label_vocabulary=['0', '1'])
+    pairs = read_mrpc(f'{FIXTURE_MRPC}/{split}.tsv')
     rows = [f'{i}\t{a}\t{b}\t{"entailment" if y else "not_entailment"}'
             for i, (a, b, y) in enumerate(zip(pairs.sentence1, pairs.sentence2, pairs.labels))]
     (rte / f'{split}.tsv').write_text('index\tsentence1\tsentence2\tlabel\n' + '\n'.join(rows))
@@ -224,8 +231,8 @@ def test_sweep_of_rte_runs_and_refuses_swapping_its_sentences(tmp_path):
                            capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
                            timeout=300)
   assert refused.returncode == 1
-  assert 'task.train_data.pair_order=\'random\': needs task.symmetric_pairs=true' in (
-      refused.stderr.splitlines()[-1])
+  assert ("task.train_data.pair_order='random': the task is not declared order-free "
+          '(task.symmetric_pairs=false') in refused.stderr.splitlines()[-1]
   run_tfm(args + [f'--output_dir={tmp_path / "rte"}'])
   scores = json.loads((tmp_path / 'rte' / 'runs' / 'default' / 'seed_0' / 'scores.json')
                       .read_text())

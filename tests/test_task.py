@@ -8,8 +8,8 @@ import tensorflow as tf
 from official.core import task_factory
 from official.nlp.configs import encoders
 
-from mrpc_task import conversion_cache
-from mrpc_task import pretrained
+from mrpc_task.checkpoints import cache
+from mrpc_task.checkpoints import pretrained
 from registry import experiments
 from tests.conftest import tiny_encoder, tiny_experiment
 
@@ -101,7 +101,7 @@ def test_initialize_names_missing_checkpoint(monkeypatch, tmp_path):
 
 def test_init_from_hf_converts_once_and_checks_activation(monkeypatch, tmp_path):
   """The packaged MiniLM is converted into the cache once; a wrong activation is refused."""
-  monkeypatch.setenv(conversion_cache.CACHE_ENV, str(tmp_path))
+  monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
   params = tiny_experiment(monkeypatch, encoder=experiments.minilm_encoder(),
                            init_from_hf=experiments.minilm_dir(),
                            vocab_file=os.path.join(experiments.minilm_dir(), 'vocab.txt'))

@@ -1,65 +1,89 @@
-"""TFDS's real code for the GLUE pair tasks, as far as it goes without network: builders,
-features, download URLs and checksums; then a load that either works (network) or fails at
-once saying why (offline), and a TFDS failure that is not the network named as what it is."""
+"""TFDS's real code for the nine GLUE tasks, as far as it goes without network: builders,
+features, label names, file layout and download checksums, checked against each task's
+spec; then a load that either works (network) or fails at once saying why (offline), and a
+TFDS failure that is not the network named as what it is."""
 
-import time
+import socket
 
 import pytest
 import requests
 import tensorflow_datasets as tfds
 
 from mrpc_task import data
+from mrpc_task import glue
 from official.core import exp_factory
-from registry import experiments
-
-# experiment -> the URL fragments TFDS downloads for its task.
-GLUE_DOWNLOADS = {
-    'bert_mrpc_minilm': ('msr_paraphrase_train.txt', 'msr_paraphrase_test.txt',
-                         'mrpc_dev_ids.tsv'),
-    'bert_rte_minilm': ('RTE.zip',),
-    'bert_qqp_minilm': ('QQP.zip',),
-}
 
 
 def _data_config(name, monkeypatch):
-  for env in (experiments.DATA_DIR_ENV, experiments.RTE_DATA_DIR_ENV,
-              experiments.QQP_DATA_DIR_ENV):
-    monkeypatch.delenv(env, raising=False)
+  for spec in glue.TASKS.values():
+    monkeypatch.delenv(spec.data_dir_env, raising=False)
+  monkeypatch.delenv(glue.GLUE_DIR_ENV, raising=False)
   return exp_factory.get_exp_config(name).task.validation_data
 
 
-@pytest.mark.parametrize('name', sorted(GLUE_DOWNLOADS))
-def test_builder_metadata_matches_what_we_read(name, tmp_path, monkeypatch):
-  """The builder imports (TFDS's own dependencies installed), has the features our config
-  reads, and registers a SHA-256 checksum and size for each file it downloads."""
-  params = _data_config(name, monkeypatch)
+@pytest.mark.parametrize('task', sorted(glue.TASKS))
+def test_builder_metadata_matches_each_task_spec(task, tmp_path, monkeypatch):
+  """The builder imports (TFDS's own dependencies installed) and agrees with the spec: the
+  feature keys the config reads, the label names in class-id order (a float for STS-B), the
+  TSV columns TFDS itself reads those features from, the GLUE folder, and a registered
+  SHA-256 checksum and size for the file it downloads."""
+  spec = glue.TASKS[task]
+  params = _data_config(f'bert_{task}_minilm', monkeypatch)
   builder = tfds.builder(params.tfds_name, data_dir=str(tmp_path))
+  config = builder.builder_config
   features = builder.info.features
-  for key in (params.sentence1_key, params.sentence2_key, params.label_key):
-    assert key in features, key
-  assert features[params.label_key].num_classes == 2
-  urls = builder.url_infos
-  for fragment in GLUE_DOWNLOADS[name]:
-    (url,) = [url for url in urls if fragment in url]
-    assert len(urls[url].checksum) == 64 and urls[url].size > 0, url
+  keys = [key for key in (params.sentence1_key, params.sentence2_key) if key]
+  assert keys == list(spec.feature_keys) and params.label_key in features
+  assert set(keys) <= set(features)
+  label = features[params.label_key]
+  if spec.kind == 'score':
+    assert label.dtype.name == 'float32' and not hasattr(label, 'names')
+  else:
+    assert list(label.names) == list(spec.class_names)
+  assert config.data_dir == spec.glue_folder
+  if task != 'mrpc':  # TFDS builds MRPC from the raw MSR files, not GLUE's TSVs.
+    assert [config.text_features[key] for key in keys] == list(spec.text_columns)
+    assert config.data_url in builder.url_infos
+    info = builder.url_infos[config.data_url]
+    assert len(info.checksum) == 64 and info.size > 0
+  if not spec.header:  # CoLA's TSVs have no header: TFDS names that column itself.
+    assert config.label_column == spec.label_column
   assert not builder.is_prepared()
 
 
-def test_load_either_works_or_fails_fast_saying_offline(tmp_path, monkeypatch):
-  """Loading glue/mrpc into an empty folder through the real TFDS code: with network it
-  yields pairs; without, it fails within seconds (not TFDS's ~3.5-minute retry loop) with a
-  message that says the servers are unreachable and how to use local TSV files."""
+def test_mrpc_downloads_are_registered():
+  """glue/mrpc's three raw files have their checksums in TFDS."""
+  builder = tfds.builder('glue/mrpc')
+  urls = builder.url_infos
+  for fragment in ('msr_paraphrase_train.txt', 'msr_paraphrase_test.txt', 'mrpc_dev_ids.tsv'):
+    (url,) = [url for url in urls if fragment in url]
+    assert len(urls[url].checksum) == 64 and urls[url].size > 0, url
+
+
+def test_offline_load_fails_before_any_download_saying_why(tmp_path, monkeypatch):
+  """Loading glue/mrpc into an empty folder through the real TFDS code with no download host
+  resolvable (as on a machine without network; made so here whatever this machine has): it
+  fails before TFDS's ~3.5-minute retry loop starts, saying the servers are unreachable and
+  how to use local TSV files, and nothing is written."""
   params = _data_config('bert_mrpc_minilm', monkeypatch)
   params.override({'tfds_data_dir': str(tmp_path), 'global_batch_size': 8})
-  start = time.monotonic()
-  try:
-    features, labels = next(iter(data.build_dataset(params)))
-  except data.DataSourceError as e:
-    assert time.monotonic() - start < 60
-    assert 'no download server is reachable' in str(e) and 'MRPC_DATA_DIR' in str(e)
-    assert 'importlib_resources' not in str(e)
-  else:
-    assert features['input_word_ids'].shape[0] == 8 and labels.shape == (8,)
+  for name in ('https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'all_proxy',
+               'ALL_PROXY'):
+    monkeypatch.delenv(name, raising=False)
+  asked = []
+
+  def unresolvable(host, *args, **kwargs):
+    asked.append(host)
+    raise socket.gaierror(-2, 'Name or service not known')
+
+  monkeypatch.setattr(socket, 'getaddrinfo', unresolvable)
+  with pytest.raises(data.DataSourceError) as raised:
+    data.build_dataset(params)
+  message = str(raised.value)
+  assert 'no download server is reachable' in message and 'MRPC_DATA_DIR' in message
+  assert 'GLUE_DIR' in message and 'importlib_resources' not in message
+  assert 'dl.fbaipublicfiles.com' in asked
+  assert not [p for p in tmp_path.rglob('*') if p.is_file()]  # Nothing downloaded.
 
 
 def test_a_failure_that_is_not_the_network_is_named(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from tests.conftest import FIXTURE_VOCAB
 
 def test_tutorial_word_pieces(bert_vocab):
   """'Hello TensorFlow!' gives the tutorial's ids with the bert-base-uncased vocab."""
-  pre = tokenization.SentencePairPreprocessor(vocab_file=bert_vocab, lower_case=True,
+  pre = tokenization.TextPreprocessor(vocab_file=bert_vocab, lower_case=True,
                                               seq_length=12)
   assert pre.tokenize(tf.constant(['Hello TensorFlow!'])).to_list() == [
       [[7592], [23435, 12314], [999]]]
@@ -17,7 +17,7 @@ def test_tutorial_word_pieces(bert_vocab):
 
 def test_tutorial_packing(bert_vocab):
   """Packing 'hello tensorflow' + 'goodbye tensorflow' gives the tutorial's three rows."""
-  pre = tokenization.SentencePairPreprocessor(vocab_file=bert_vocab, lower_case=True,
+  pre = tokenization.TextPreprocessor(vocab_file=bert_vocab, lower_case=True,
                                               seq_length=12)
   out = pre(tf.constant(['hello tensorflow']), tf.constant(['goodbye tensorflow']))
   np.testing.assert_array_equal(out['input_word_ids'][0],
@@ -30,7 +30,7 @@ def test_tutorial_packing(bert_vocab):
 
 def test_fixture_vocab_ids_and_unknown():
   """The small vocab maps words, word pieces and unknown words to their exact ids."""
-  pre = tokenization.SentencePairPreprocessor(vocab_file=FIXTURE_VOCAB, lower_case=True,
+  pre = tokenization.TextPreprocessor(vocab_file=FIXTURE_VOCAB, lower_case=True,
                                               seq_length=10)
   out = pre(tf.constant(['The cats zebra']), tf.constant(['goodbye']))
   # [CLS] the cat ##s [UNK] [SEP] good ##bye [SEP] [PAD]
@@ -40,7 +40,7 @@ def test_fixture_vocab_ids_and_unknown():
 
 def test_truncation_keeps_both_segments_and_separators():
   """Too-long pairs are trimmed round-robin: both keep a share, [CLS] and both [SEP] stay."""
-  pre = tokenization.SentencePairPreprocessor(vocab_file=FIXTURE_VOCAB, lower_case=True,
+  pre = tokenization.TextPreprocessor(vocab_file=FIXTURE_VOCAB, lower_case=True,
                                               seq_length=9)
   long = ' '.join(['cat'] * 20)
   out = pre(tf.constant([long, 'dog']), tf.constant([' '.join(['mat'] * 20), long]))
@@ -52,7 +52,7 @@ def test_truncation_keeps_both_segments_and_separators():
 
 def test_trim_to_longest_drops_shared_padding_only():
   """Trimming keeps every real token and cuts the columns no row uses."""
-  pre = tokenization.SentencePairPreprocessor(vocab_file=FIXTURE_VOCAB, lower_case=True,
+  pre = tokenization.TextPreprocessor(vocab_file=FIXTURE_VOCAB, lower_case=True,
                                               seq_length=16)
   out = pre(tf.constant(['the cat', 'a dog ran']), tf.constant(['sat', 'in the park']))
   trimmed = tokenization.trim_to_longest(out)

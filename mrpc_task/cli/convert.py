@@ -1,14 +1,13 @@
 """`tfm convert_checkpoint`: Hugging Face or TF1 BERT weights -> a Model Garden encoder.
 
 Writes `encoder.*`, `bert_config.json` and `vocab.txt` into a temporary folder beside --output,
-renamed into place when complete; the input's own folder is never written.
+renamed into place when complete; the input's own folder is never written
+(`mrpc_task.checkpoints.conversion.convert`). Prints the config keys that restore it.
 """
 
 import os
 
 from absl import flags
-
-from mrpc_task import safe_output
 
 FLAGS = flags.FLAGS
 
@@ -24,21 +23,9 @@ def define_flags():
 
 
 def main(_):
-  from mrpc_task import checkpoint_conversion  # pylint: disable=g-import-not-at-top
-
-  source = FLAGS['from'].value
-  input_folder = FLAGS.input if source == 'hf' else os.path.dirname(FLAGS.input) or '.'
-  safe_output.refuse_overlap(FLAGS.output, {'--input': input_folder}, flag='--output')
-  safe_output.check_destination(FLAGS.output, flag='--output', overwrite=FLAGS.overwrite,
-                                folder=True)
-  with safe_output.atomic_folder(FLAGS.output, flag='--output',
-                                 overwrite=FLAGS.overwrite) as folder:
-    if source == 'hf':
-      encoder_config = checkpoint_conversion.convert_hf(FLAGS.input, folder)
-    else:
-      encoder_config = checkpoint_conversion.convert_tf1(
-          FLAGS.input, os.path.join(input_folder, 'bert_config.json'),
-          os.path.join(input_folder, 'vocab.txt'), folder)
+  from mrpc_task.checkpoints import conversion  # pylint: disable=g-import-not-at-top
+  encoder_config = conversion.convert(FLAGS['from'].value, FLAGS.input, FLAGS.output,
+                                      overwrite=FLAGS.overwrite, labels=('--input', '--output'))
   print(f'Wrote {os.path.join(FLAGS.output, "encoder")} (+ bert_config.json, vocab.txt).')
   print('Use it with:')
   print(f'  task.init_checkpoint: {os.path.join(FLAGS.output, "encoder")}')

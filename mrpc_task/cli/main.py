@@ -4,11 +4,12 @@
     tfm export --experiment=NAME --model_dir=DIR --export_dir=DIR [--checkpoint_path=CKPT]
                [--pick=best|final] [--members=DIR,DIR] [--average_orders]
     tfm convert_checkpoint --from=hf|tf1 --input=PATH --output=DIR
-    tfm predict --export_dir=DIR --input=FILE|- [--output=FILE] [--batch_size=N]
+    tfm predict --export_dir=DIR --input=FILE|- [--output=FILE] [--output_format=rows|glue]
     tfm report --model_dir=DIR [--output_dir=DIR]
     tfm evaluate --model_dir=DIR [--data=dev,selection,train] [--output=FILE.json]
     tfm sweep --experiment=NAME --grid='KEY=V1,V2;KEY2=V3' --seeds=N --output_dir=DIR
     tfm soup --runs=DIR,DIR|'GLOB' [--method=uniform|greedy] --output_dir=DIR
+    tfm glue_submission --glue_dir=DIR --export_dirs=TASK=EXPORT,... --output_dir=DIR
 
 `--import=MODULE` (any command, repeatable) imports a module of your own registrations first.
 A mistake in what you gave (a flag, a file, a config key, a checkpoint) is printed as one line,
@@ -44,6 +45,7 @@ COMMANDS = {
     'evaluate': 'evaluate',
     'sweep': 'sweep',
     'soup': 'soup',
+    'glue_submission': 'glue_submission',
 }
 
 
@@ -57,6 +59,22 @@ def _known_errors():
   return (errors.InputError, flags.Error, FileNotFoundError, IsADirectoryError,
           NotADirectoryError, PermissionError, tf.errors.NotFoundError,
           tf.errors.PermissionDeniedError)
+
+
+def registered():
+  """The experiment names this package registers (for "did you mean")."""
+  from registry import experiments  # pylint: disable=g-import-not-at-top
+  return list(experiments.REGISTERED)
+
+
+def message(error: BaseException) -> str:
+  """The one line printed for an error: its message, and for an output that exists, how to
+  replace it."""
+  from mrpc_task import safe_output  # pylint: disable=g-import-not-at-top
+  text = one_line(error)
+  if isinstance(error, safe_output.DestinationExistsError):
+    text += f'; pass --overwrite to replace it, or choose another {error.label}'
+  return text
 
 
 def one_line(error: BaseException) -> str:
@@ -137,7 +155,7 @@ def main(argv: Optional[List[str]] = None,
   except _known_errors() as e:  # pylint: disable=catching-non-exception
     if show_traceback:
       traceback.print_exc()
-    print(f'tfm {command}: error: {one_line(e)}', file=sys.stderr)
+    print(f'tfm {command}: error: {message(e)}', file=sys.stderr)
     _quiet_from_now_on()
     return 2 if isinstance(e, (flags.Error, UsageError)) else 1
   except KeyboardInterrupt:

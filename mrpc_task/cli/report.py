@@ -1,4 +1,4 @@
-"""`tfm report`: PNG plots of a run from its TensorBoard event files."""
+"""`tfm report`: PNG plots of a run from what its trainer logged (`mrpc_task.report`)."""
 
 from absl import flags
 
@@ -15,7 +15,8 @@ def define_flags():
 
 def main(_):
   from mrpc_task import report  # pylint: disable=g-import-not-at-top
-  result = report.write_report(FLAGS.model_dir, FLAGS.output_dir, overwrite=FLAGS.overwrite)
+  result = report.write_report(FLAGS.model_dir, FLAGS.output_dir, overwrite=FLAGS.overwrite,
+                               labels=('--model_dir', '--output_dir'))
   for path in result.written:
     print(f'Wrote {path}')
   for problem in result.problems:

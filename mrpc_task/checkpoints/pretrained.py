@@ -1,4 +1,4 @@
-"""Restoring a pretrained encoder from a checkpoint (a converted one: conversion_cache).
+"""Restoring a pretrained encoder: from a checkpoint (a converted one: `cache`) or TF Hub.
 
 A checkpoint that does not fit the encoder config must fail before training, naming what did
 not match: a silently half-restored encoder trains, but to a much worse model.
@@ -24,6 +24,31 @@ class CheckpointMismatchError(errors.InputError, ValueError):
 
 class CheckpointReadError(errors.InputError):
   """A checkpoint is missing, damaged or not of the expected kind; the message names it."""
+
+
+def encoder_from_hub(url: str, key: str = 'task.hub_module_url'):
+  """A TF Hub text encoder (URL or local SavedModel folder) as a trainable Keras network.
+
+  Model Garden's own loader (`official.nlp.tasks.utils.get_encoder_from_hub`, the one its
+  sentence_prediction task uses): the module takes `input_word_ids`, `input_mask` and
+  `input_type_ids` and returns `pooled_output` and `sequence_output`, as TF Hub's BERT
+  encoders do.
+
+  Raises:
+    CheckpointReadError: nothing loadable there (a missing folder, no network for a URL).
+  """
+  from official.nlp.tasks import utils  # pylint: disable=g-import-not-at-top  (imports tf_hub)
+  if '://' not in url and not tf.io.gfile.isdir(url):
+    raise CheckpointReadError(f'{key}={url!r}: no such folder (a TF Hub module is a '
+                              'SavedModel folder, or a https:// URL)')
+  if '://' not in url and not tf.saved_model.contains_saved_model(url):
+    raise CheckpointReadError(f'{key}={url!r}: holds no SavedModel (a TF Hub text encoder)')
+  try:
+    return utils.get_encoder_from_hub(url)
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    raise CheckpointReadError(f'{key}={url!r}: could not load it as a TF Hub text encoder '
+                              f'({type(e).__name__}: {first})') from e
 
 
 def resolve_checkpoint(path: str, key: str = 'task.init_checkpoint') -> str:

@@ -4,8 +4,9 @@ Orbit already logs `train | step: N | steps/sec: X | output: {...}`; what a pers
 read is how far along the run is and when it will finish. `TrainingProgress` is an Orbit
 train action (called after every `steps_per_loop` steps) and eval action; `tfm
 train_experiment` passes it to `train_lib.run_experiment` as `train_actions`/`eval_actions`.
-A metric that is undefined on the data (F1 with no positive labels or predictions: NaN) is
-printed as `undefined`.
+What it prints per evaluation is the task's own scores (its metrics per evaluation split and
+the loss); a metric that is undefined on the data (F1 with no positive labels or predictions,
+a correlation of constant predictions: NaN) is printed as `undefined`.
 """
 
 import json
@@ -17,6 +18,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, TextIO
 
 import numpy as np
 
+from mrpc_task import configs
+
 def _number(value) -> float:
   return float(np.asarray(value))
 
@@ -25,9 +28,9 @@ def _score(value: float) -> str:
   return 'undefined' if math.isnan(value) else f'{value:.4f}'
 
 
-def _f1_rank(record: Dict[str, float]) -> float:
-  """Best-by-F1 ordering in which an undefined F1 ranks below every defined one."""
-  value = record.get('f1', float('nan'))
+def _rank(record: Dict[str, float], metric: str) -> float:
+  """Best-by-metric ordering in which an undefined value ranks below every defined one."""
+  value = record.get(metric, float('nan'))
   return -math.inf if math.isnan(value) else value
 
 
@@ -54,11 +57,13 @@ class TrainingProgress:
   def __init__(self, *, total_steps: int, global_batch_size: int,
                step_fn: Callable[[], int], model_dir: str = '',
                best_subdir: str = '', start_step: Optional[int] = None,
-               evaluated_on: str = 'dev',
+               splits: Sequence[str] = ('dev',), metrics: Sequence[str] = ('accuracy', 'f1'),
+               best_metric: str = 'f1',
                out: TextIO = sys.stdout, clock: Callable[[], float] = time.monotonic):
     """Args: step_fn returns the global step; start_step is where this process resumes
-    (default: step_fn() now); evaluated_on names the evaluation data in the summary; clock
-    returns seconds (tests pass a fake)."""
+    (default: step_fn() now); splits names what each evaluation scores (the task's
+    `eval_splits`), metrics the task's metrics, best_metric the score that picks the best
+    checkpoint; clock returns seconds (tests pass a fake)."""
     if total_steps <= 0 or global_batch_size <= 0:
       raise ValueError(f'total_steps={total_steps} and global_batch_size={global_batch_size} '
                        'must be > 0')
@@ -67,7 +72,9 @@ class TrainingProgress:
     self.step_fn = step_fn
     self.model_dir = model_dir
     self.best_subdir = best_subdir
-    self.evaluated_on = evaluated_on
+    self.splits = list(splits)
+    self.metrics = list(metrics)
+    self.best_metric = best_metric
     self.out = out
     self.clock = clock
     self.started = clock()
@@ -75,6 +82,7 @@ class TrainingProgress:
     self._mark_step = step_fn() if start_step is None else start_step
     self.start_step = self._mark_step
     self.evaluations: List[Dict[str, float]] = []
+    self.last_scores: Dict[str, float] = {}  # Every score of the last evaluation.
 
   def _print(self, line: str):
     print(line, file=self.out, flush=True)
@@ -101,15 +109,33 @@ class TrainingProgress:
   def on_eval(self, output: Optional[Mapping[str, object]]):
     """Orbit eval action: records the scores; the next rate starts after the evaluation."""
     output = output or {}
+    self.last_scores = {key: _number(value) for key, value in output.items()
+                        if np.ndim(value) == 0}
     record = {'step': self.step_fn()}
-    for key in ('accuracy', 'f1', 'validation_loss'):
+    for key in self._shown() + self._glue_scores():
       if key in output:
         record[key] = _number(output[key])
+    if self.best_metric in output:
+      record[self.best_metric] = _number(output[self.best_metric])
     self.evaluations.append(record)
-    scores = ' | '.join(f'{key} {_score(value)}' for key, value in record.items()
-                        if key != 'step')
+    scores = ' | '.join(f'{key} {_score(record[key])}' for key in self._shown()
+                        if key in record)
     self._print(f'progress | eval at step {record["step"]} | {scores}')
     self._mark_time = self.clock()
+
+  def _shown(self) -> List[str]:
+    """The scores printed per evaluation: each split's metrics and loss."""
+    return [configs.split_prefix(split, self.splits) + name for split in self.splits
+            for name in self.metrics + [configs.VALIDATION_LOSS]]
+
+  def _glue_scores(self) -> List[str]:
+    return [configs.split_prefix(split, self.splits) + configs.GLUE_SCORE
+            for split in self.splits]
+
+  def _scores(self, record: Mapping[str, float], split: str) -> str:
+    prefix = configs.split_prefix(split, self.splits)
+    return ' | '.join(f'{name} {_score(record.get(prefix + name, math.nan))}'
+                      for name in self.metrics + [configs.GLUE_SCORE])
 
   def _best_kept(self) -> Optional[Dict[str, float]]:
     """The scores of the checkpoint Model Garden kept as best (best_ckpt/info.json)."""
@@ -123,31 +149,27 @@ class TrainingProgress:
       return {key: _number(value) for key, value in json.load(f).items()
               if isinstance(value, (int, float))}
 
-  def summary(self, experiment: str = 'NAME', imports: Sequence[str] = ()) -> str:
-    """What the run gave and where it left its files (imports: tfm --import modules)."""
+  def summary(self) -> str:
+    """What the run gave and where it left its files."""
     lines = [f'summary | trained to step {self.step_fn()}/{self.total_steps} '
              f'(this process from step {self.start_step}) in '
              f'{format_duration(self.clock() - self.started)}']
     if self.evaluations:
       final = self.evaluations[-1]
-      lines.append(f'summary | final {self.evaluated_on}: accuracy '
-                   f'{_score(final.get("accuracy", math.nan))}'
-                   f' | f1 {_score(final.get("f1", math.nan))} (step {final["step"]})')
-      best = max(self.evaluations, key=_f1_rank)
-      lines.append(f'summary | best {self.evaluated_on} in this process: accuracy '
-                   f'{_score(best.get("accuracy", math.nan))} | f1 '
-                   f'{_score(best.get("f1", math.nan))} (step {best["step"]})')
+      for split in self.splits:
+        lines.append(f'summary | final {split}: {self._scores(final, split)} '
+                     f'(step {final["step"]})')
+      best = max(self.evaluations, key=lambda record: _rank(record, self.best_metric))
+      for split in self.splits:
+        lines.append(f'summary | best {split} in this process (by {self.best_metric}): '
+                     f'{self._scores(best, split)} (step {best["step"]})')
     kept = self._best_kept()
     if kept:
+      shown = ', '.join(f'{name} {_score(kept.get(name, math.nan))}'
+                        for name in self._shown() + self._glue_scores() if name in kept)
       lines.append(f'summary | best checkpoint: {os.path.join(self.model_dir, self.best_subdir)}'
-                   f' (accuracy {_score(kept.get("accuracy", math.nan))}, '
-                   f'f1 {_score(kept.get("f1", math.nan))})')
+                   f' ({shown})')
     if self.model_dir:
       lines.append(f'summary | checkpoints: {self.model_dir}')
       lines.append(f'summary | TensorBoard: tensorboard --logdir {self.model_dir}')
-      import_flags = ''.join(f'--import={module} ' for module in imports)
-      lines.append(f'summary | export: tfm export {import_flags}--experiment={experiment} '
-                   f'--model_dir={self.model_dir} '
-                   f'--export_dir={os.path.join(self.model_dir, "export")} --pick=final '
-                   '(run_experiment.sh does this)')
     return '\n'.join(lines)

@@ -1,17 +1,19 @@
-"""The selection split: a fixed share of the training pairs, held out for choosing recipes.
+"""The selection split: a fixed share of the training examples, held out for choosing recipes.
 
 Dev is for reporting. Choosing a recipe by its dev score flatters it on dev (408 MRPC pairs,
-one pair = 0.25 points), so recipe choices are made on pairs carved from the training file
+one pair = 0.25 points), so recipe choices are made on examples carved from the training file
 instead, and dev only reports.
 
-How a pair is assigned, so that the split is the same on every run, machine and file order:
+How an example is assigned, so that the split is the same on every run, machine and file
+order:
 - its key is FarmHash Fingerprint64 (`tf.strings.to_hash_bucket_fast`, a fixed function of
   the bytes) of the fingerprints of its two sentences, smaller first: a pair and its swapped
   copy get one key, and identical pairs of one label land on the same side (no duplicate
-  leaks across);
-- within each label, the `fraction` of pairs with the smallest keys (rounded to the nearest
-  count, at least one) form the selection split, so it holds each class in the proportion
-  of the whole file. Pairs whose key ties the last one selected are selected too.
+  leaks across). A one-sentence example's key is that of the pair (sentence, '');
+- within each class, the `fraction` of examples with the smallest keys (rounded to the
+  nearest count, at least one) form the selection split, so it holds each class in the
+  proportion of the whole file. Score labels (regression) form one group. Examples whose key
+  ties the last one selected are selected too.
 """
 
 from typing import Dict
@@ -21,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from mrpc_task import configs
+
+_ONE_GROUP = 0  # The stratum of every example of a score task.
 
 _KEY_BATCH = 4096
 _INT64_MAX = 2**63 - 1
@@ -39,31 +43,43 @@ def pair_keys(sentence1: tf.Tensor, sentence2: tf.Tensor) -> tf.Tensor:
   return _fingerprint(tf.strings.reduce_join(both, axis=-1, separator=':'))
 
 
-def _with_keys(pairs: tf.data.Dataset) -> tf.data.Dataset:
-  return pairs.map(lambda pair: dict(pair, selection_key=pair_keys(
-      pair['sentence1'][tf.newaxis], pair['sentence2'][tf.newaxis])[0]))
+def _group(label: tf.Tensor) -> tf.Tensor:
+  """The stratum of a label: its class id, or one group for scores."""
+  if label.dtype.is_floating:
+    return tf.zeros_like(label, tf.int32) + _ONE_GROUP
+  return tf.cast(label, tf.int32)
 
 
-def label_thresholds(pairs: tf.data.Dataset, fraction: float) -> Dict[int, int]:
-  """Per label, the largest key inside the selection split (reads the pairs once)."""
+def _with_keys(examples: tf.data.Dataset) -> tf.data.Dataset:
+  def keyed(example):
+    second = example.get('sentence2', tf.constant(''))
+    key = pair_keys(example['sentence1'][tf.newaxis], second[tf.newaxis])[0]
+    return dict(example, selection_key=key, selection_group=_group(example['label']))
+  return examples.map(keyed)
+
+
+def label_thresholds(examples: tf.data.Dataset, fraction: float) -> Dict[int, int]:
+  """Per class (one group for scores), the largest key inside the selection split (reads the
+  examples once)."""
   keys: Dict[int, list] = {}
-  for batch in _with_keys(pairs).batch(_KEY_BATCH).as_numpy_iterator():
-    for label, key in zip(batch['label'].tolist(), batch['selection_key'].tolist()):
-      keys.setdefault(label, []).append(key)
+  for batch in _with_keys(examples).batch(_KEY_BATCH).as_numpy_iterator():
+    for group, key in zip(batch['selection_group'].tolist(), batch['selection_key'].tolist()):
+      keys.setdefault(group, []).append(key)
   thresholds = {}
   for label, label_keys in keys.items():
     ordered = np.sort(np.asarray(label_keys, np.int64))
     thresholds[label] = int(ordered[max(1, int(round(fraction * len(ordered)))) - 1])
-    logging.info('Selection split, label %d: %d of %d pairs', label,
+    logging.info('Selection split, group %d: %d of %d examples', label,
                  int(np.sum(ordered <= thresholds[label])), len(ordered))
   return thresholds
 
 
 def carve(pairs: tf.data.Dataset, *, part: str, fraction: float) -> tf.data.Dataset:
-  """The pairs of one side of the selection split, in their original order.
+  """The examples of one side of the selection split, in their original order.
 
   Args:
-    pairs: dicts with `sentence1`, `sentence2` (string) and `label` (int32), finite.
+    pairs: dicts with `sentence1` (and `sentence2`) strings and `label` (int32 class or
+      float32 score), finite.
     part: '' (all pairs, unchanged), 'exclude' (all but the selection split) or 'only'.
     fraction: share of each label's pairs in the selection split, in (0, 1).
 
@@ -80,9 +96,10 @@ def carve(pairs: tf.data.Dataset, *, part: str, fraction: float) -> tf.data.Data
   wanted = part == 'only'
 
   def keep(pair):
-    position = tf.argmax(tf.cast(tf.equal(labels, pair['label']), tf.int32))
+    position = tf.argmax(tf.cast(tf.equal(labels, pair['selection_group']), tf.int32))
     selected = pair['selection_key'] <= limits[position]
     return tf.equal(selected, wanted)
 
   return (_with_keys(pairs).filter(keep)
-          .map(lambda pair: {k: v for k, v in pair.items() if k != 'selection_key'}))
+          .map(lambda pair: {k: v for k, v in pair.items()
+                             if k not in ('selection_key', 'selection_group')}))

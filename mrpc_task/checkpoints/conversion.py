@@ -50,7 +50,7 @@ import tf_keras
 
 from mrpc_task import activations
 from mrpc_task import errors
-from mrpc_task import pretrained
+from mrpc_task.checkpoints import pretrained
 from mrpc_task import safe_output
 
 
@@ -405,7 +405,7 @@ def _tf1_to_canonical(
   Returns:
     A tuple (canonical name -> array, canonical name -> TF1 variable name).
   """
-  reader = pretrained.checkpoint_reader(ckpt_path, '--input')
+  reader = pretrained.checkpoint_reader(ckpt_path, 'input')
   weights = {}
   source_names = {}
   skipped = []
@@ -493,7 +493,7 @@ def convert_hf(model_dir: str, output_dir: str) -> encoders.EncoderConfig:
   """
   model_dir = os.fspath(model_dir)
   output_dir = os.fspath(output_dir)
-  safe_output.refuse_overlap(output_dir, {'the input folder': model_dir}, flag='output')
+  safe_output.refuse_overlap(output_dir, {'the input folder': model_dir}, label='output')
   config_path = os.path.join(model_dir, 'config.json')
   encoder_config = hf_encoder_config(_read_json(config_path), source=config_path)
   weights_path = os.path.join(model_dir, 'model.safetensors')
@@ -538,10 +538,39 @@ def convert_tf1(ckpt_path: str, bert_config_json: str, vocab_file: str,
   ckpt_path = os.fspath(ckpt_path)
   output_dir = os.fspath(output_dir)
   safe_output.refuse_overlap(output_dir, {'the input folder': os.path.dirname(ckpt_path)},
-                             flag='output')
+                             label='output')
   encoder_config = tf1_encoder_config(_read_json(os.fspath(bert_config_json)))
   _require(os.fspath(vocab_file))
   weights, source_names = _tf1_to_canonical(ckpt_path)
   encoder = _build_and_assign(encoder_config, weights, source_names)
   _write_outputs(encoder, encoder_config, os.fspath(vocab_file), output_dir)
   return encoder_config
+
+
+def convert(source: str, input_path: str, output: str, *, overwrite: bool = False,
+            labels: Tuple[str, str] = ('input', 'output')) -> encoders.EncoderConfig:
+  """`tfm convert_checkpoint`: writes `encoder.*`, `bert_config.json` and `vocab.txt` into a
+  temporary folder beside `output`, renamed into place when complete.
+
+  Args:
+    source: 'hf' (a folder with config.json + model.safetensors) or 'tf1' (a checkpoint
+      prefix with bert_config.json and vocab.txt beside it).
+    input_path: the folder or prefix.
+    output: the new folder; its input's own folder is never written.
+    overwrite: replace an existing output whole.
+    labels: how messages name the input and the output.
+
+  Returns:
+    The encoder config the checkpoint restores into.
+  """
+  input_label, output_label = labels
+  if source not in ('hf', 'tf1'):
+    raise ConversionError(f'source {source!r}: must be hf or tf1')
+  input_folder = input_path if source == 'hf' else os.path.dirname(input_path) or '.'
+  safe_output.refuse_overlap(output, {input_label: input_folder}, label=output_label)
+  safe_output.check_destination(output, label=output_label, overwrite=overwrite, folder=True)
+  with safe_output.atomic_folder(output, label=output_label, overwrite=overwrite) as folder:
+    if source == 'hf':
+      return convert_hf(input_path, folder)
+    return convert_tf1(input_path, os.path.join(input_folder, 'bert_config.json'),
+                       os.path.join(input_folder, 'vocab.txt'), folder)

@@ -1,9 +1,9 @@
-"""The experiment config from the command line, as Model Garden builds it, with clear errors.
+"""The experiment config as Model Garden builds it from its flags' values, with clear errors.
 
 The same layers as `official.core.train_utils.ExperimentParser` (registered defaults <- each
---config_file <- --tpu / --tf_data_service <- --params_override), applied one at a time through
-Model Garden's own `hyperparams.override_params_dict`, so a failure names the flag and file
-that caused it; gin files and bindings likewise.
+config file <- the TPU address / tf.data service <- the params override), applied one at a
+time through Model Garden's own `hyperparams.override_params_dict`, so a failure names the
+file or override that caused it; gin files and bindings likewise.
 """
 
 import dataclasses
@@ -11,6 +11,7 @@ import difflib
 import importlib
 import os
 import re
+import tokenize
 from typing import Optional, Sequence
 
 import yaml
@@ -66,33 +67,34 @@ def _apply(params, source: str, what: str):
     raise ExperimentConfigError(f'{what}: {e}') from e
 
 
-def _experiment_defaults(experiment: str):
+def _experiment_defaults(experiment: str, known: Sequence[str]):
   from official.core import exp_factory  # pylint: disable=g-import-not-at-top
   if not experiment:
-    raise ExperimentConfigError('--experiment is required (e.g. --experiment=bert_mrpc_minilm)')
+    raise ExperimentConfigError('an experiment name is required (e.g. bert_mrpc_minilm)')
   try:
     return exp_factory.get_exp_config(experiment)
   except LookupError:
-    from registry import experiments  # pylint: disable=g-import-not-at-top
-    close = difflib.get_close_matches(experiment, experiments.REGISTERED, n=3)
+    close = difflib.get_close_matches(experiment, known, n=3)
     hint = (f'did you mean {", ".join(close)}?' if close else
-            f'this package registers {", ".join(experiments.REGISTERED)}')
+            f'registered here: {", ".join(known)}' if known else '')
     raise ExperimentConfigError(
-        f'--experiment={experiment}: no such registered experiment; {hint} (your own '
-        'registrations need --import=MODULE)') from None
+        f'experiment {experiment!r}: no such registered experiment; {hint} (your own '
+        'registrations must be imported first)') from None
 
 
 def parse_experiment(experiment: str, *, config_files: Sequence[str] = (),
                      params_override: Optional[str] = None, tpu: Optional[str] = None,
-                     tf_data_service: Optional[str] = None, saved_params: str = ''):
+                     tf_data_service: Optional[str] = None, saved_params: str = '',
+                     known: Sequence[str] = ()):
   """Builds, validates and locks the experiment config.
 
   Args:
     experiment: registered name.
     config_files: YAML files, applied in order.
-    params_override: YAML/JSON string applied last.
+    params_override: KEY=VALUE,..., YAML/JSON string or YAML file, applied last.
     tpu, tf_data_service: the trainer's flags of the same names.
     saved_params: a run's params.yaml, applied right after the registered defaults (export).
+    known: registered names, for "did you mean" on a misspelt experiment.
 
   Raises:
     ExperimentConfigError: unknown experiment, missing or malformed file or override, unknown
@@ -100,12 +102,14 @@ def parse_experiment(experiment: str, *, config_files: Sequence[str] = (),
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.core import config_definitions  # pylint: disable=g-import-not-at-top
-  params = _experiment_defaults(experiment)
+  params = _experiment_defaults(experiment, known)
   layers = [(saved_params, saved_params)] if saved_params else []
   for path in config_files or []:
     if not tf.io.gfile.exists(path):
-      raise ExperimentConfigError(f'--config_file={path}: no such file')
-    layers.append((path, f'--config_file={path}'))
+      raise ExperimentConfigError(f'config file {path}: no such file')
+    if tf.io.gfile.isdir(path):
+      raise ExperimentConfigError(f'config file {path}: is a folder, not a YAML file')
+    layers.append((path, f'config file {path}'))
   for source, what in layers:
     params = _apply(params, source, what)
   if tpu is not None:
@@ -114,19 +118,28 @@ def parse_experiment(experiment: str, *, config_files: Sequence[str] = (),
     params.override({'task': {name: {'tf_data_service_address': tf_data_service}
                               for name in ('train_data', 'validation_data')}})
   if params_override:
-    params = _apply(params, params_override, '--params_override')
+    params = _apply(params, params_override, 'params override')
   try:
     params.validate()
   except errors.InputError:
     raise
   except (KeyError, ValueError, TypeError, AssertionError) as e:
-    raise configs.ConfigError(f'--experiment={experiment}: {e}') from e
+    raise configs.ConfigError(f'experiment {experiment}: {e}') from e
   params.lock()
   return params
 
 
+# What gin's parser raises for a malformed file: its own SyntaxErrors, Python's tokenizer
+# error for an unclosed bracket, and lookup errors for unknown names.
+_GIN_ERRORS = (SyntaxError, tokenize.TokenError, ValueError, TypeError, KeyError)
+
+
 def _gin_problem(error: Exception) -> str:
   """gin's message without its parser internals: the last line says what and where."""
+  if isinstance(error, tokenize.TokenError):
+    what = error.args[0] if error.args else 'unexpected end of file'
+    where = error.args[1] if len(error.args) > 1 else None
+    return f'{what}{f" (line {where[0]})" if where else ""}: an unclosed bracket or string?'
   lines = [line.strip() for line in str(error).splitlines() if line.strip()]
   if isinstance(error, SyntaxError) and lines:
     return lines[-1]
@@ -139,16 +152,16 @@ def parse_gin(gin_files: Sequence[str], gin_params: Sequence[str]):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   for path in gin_files or []:
     if not tf.io.gfile.exists(path):
-      raise ExperimentConfigError(f'--gin_file={path}: no such file')
+      raise ExperimentConfigError(f'gin file {path}: no such file')
     try:
       gin.parse_config_files_and_bindings([path], None, finalize_config=False)
-    except (SyntaxError, ValueError, TypeError, KeyError) as e:
-      raise ExperimentConfigError(f'--gin_file={path}: {_gin_problem(e)}') from e
+    except _GIN_ERRORS as e:
+      raise ExperimentConfigError(f'gin file {path}: {_gin_problem(e)}') from e
   for binding in gin_params or []:
     try:
       gin.parse_config_files_and_bindings(None, [binding], finalize_config=False)
-    except (SyntaxError, ValueError, TypeError, KeyError) as e:
-      raise ExperimentConfigError(f'--gin_params={binding!r}: {_gin_problem(e)}') from e
+    except _GIN_ERRORS as e:
+      raise ExperimentConfigError(f'gin binding {binding!r}: {_gin_problem(e)}') from e
   gin.finalize()
 
 

@@ -12,7 +12,7 @@ import tempfile
 
 from absl import logging
 
-from mrpc_task import checkpoint_conversion
+from mrpc_task.checkpoints import conversion
 
 CACHE_ENV = 'MRPC_TASK_CACHE'
 
@@ -48,7 +48,7 @@ def converted_hf_checkpoint(hf_dir: str) -> str:
     os.makedirs(cache_dir(), exist_ok=True)
     staging = tempfile.mkdtemp(dir=cache_dir(), prefix='.converting-')
     try:
-      checkpoint_conversion.convert_hf(hf_dir, staging)
+      conversion.convert_hf(hf_dir, staging)
       try:
         os.rename(staging, target)
       except OSError:  # Another process finished first; keep its copy.

@@ -1,0 +1,140 @@
+"""Training an experiment as Model Garden's `official.nlp.train` does, with what tfm adds.
+
+Model Garden's trainer driven through `train_lib.run_experiment`'s public parameters, adding:
+- progress lines and an end summary (`progress.TrainingProgress` as train and eval action);
+- summaries and the best checkpoint written by the chief only (stock Model Garden has every
+  worker of a multi-worker run write the same event files and `best_ckpt/`);
+- a best checkpoint that an undefined metric (NaN) never selects.
+`official.nlp.train`'s TPU preemption retry is left out: its preemption watcher is None
+outside Google's own build, so the retry never runs there either.
+"""
+
+import math
+import tempfile
+from typing import Optional, Sequence
+
+from absl import logging
+
+from mrpc_task import progress
+
+
+def best_checkpoint_exporter(params, model_dir: str, strategy):
+  """Model Garden's best-checkpoint exporter, NaN-proof and written by the chief only."""
+  from official.core import train_utils  # pylint: disable=g-import-not-at-top
+
+  class DefinedMetricExporter(train_utils.BestCheckpointExporter):
+    """Skips an evaluation whose metric is undefined (NaN), which compares as never better
+    and, as the first one, would otherwise be kept as best forever."""
+
+    def maybe_export_checkpoint(self, checkpoint, eval_logs, global_step, write_logs=True):
+      value = train_utils.get_leaf_nested_dict(eval_logs, metric.split('|'))
+      if math.isnan(float(value)):
+        logging.warning('%s is undefined at step %d (no positive labels or predictions): '
+                        'the best checkpoint is not updated', metric, int(global_step))
+        return False
+      return super().maybe_export_checkpoint(checkpoint, eval_logs, global_step, write_logs)
+
+  subdir = params.trainer.best_checkpoint_export_subdir
+  metric = params.trainer.best_checkpoint_eval_metric
+  if not (model_dir and subdir and metric):
+    return None
+  export_dir = f'{model_dir}/{subdir}'
+  if not strategy.extended.should_checkpoint:
+    # Saving may be collective, so non-chief workers save too, into a folder of their own.
+    export_dir = tempfile.mkdtemp(prefix='best_ckpt_non_chief_')
+  return DefinedMetricExporter(export_dir, metric, params.trainer.best_checkpoint_metric_comp)
+
+
+def run(params, model_dir: str, mode: str, *, enable_async_checkpointing: bool = True
+        ) -> Optional[progress.TrainingProgress]:
+  """Trains and/or evaluates (`mode`, as Model Garden's) the experiment `params` in model_dir.
+
+  Returns:
+    The progress reporter of a training mode (its `summary()` says what the run gave), or
+    None.
+  """
+  from official.common import distribute_utils  # pylint: disable=g-import-not-at-top
+  from official.core import task_factory  # pylint: disable=g-import-not-at-top
+  from official.core import train_lib  # pylint: disable=g-import-not-at-top
+  from official.core import train_utils  # pylint: disable=g-import-not-at-top
+  from mrpc_task import configs  # pylint: disable=g-import-not-at-top
+  from mrpc_task import runs  # pylint: disable=g-import-not-at-top
+
+  strategy = distribute_utils.get_distribution_strategy(
+      distribution_strategy=params.runtime.distribution_strategy,
+      all_reduce_alg=params.runtime.all_reduce_alg,
+      num_gpus=params.runtime.num_gpus,
+      tpu_address=params.runtime.tpu,
+      **params.runtime.model_parallelism())
+  with strategy.scope():
+    task = task_factory.get_task(params.task, logging_dir=model_dir)
+    trainer = train_utils.create_trainer(
+        params, task, train='train' in mode, evaluate='eval' in mode,
+        checkpoint_exporter=best_checkpoint_exporter(params, model_dir, strategy))
+  reporter = None
+  if 'train' in mode:
+    task_config = params.task
+    reporter = progress.TrainingProgress(
+        total_steps=params.trainer.train_steps,
+        global_batch_size=task_config.train_data.global_batch_size,
+        step_fn=lambda: int(trainer.global_step.numpy()), model_dir=model_dir,
+        best_subdir=params.trainer.best_checkpoint_export_subdir,
+        splits=task_config.eval_splits if isinstance(task_config, configs.TextTaskConfig)
+        else ['dev'],
+        metrics=list(getattr(task_config, 'metrics', ('accuracy', 'f1'))),
+        best_metric=params.trainer.best_checkpoint_eval_metric,
+        # Orbit restores the checkpoint after the actions are made: read its step now.
+        start_step=runs.checkpoint_step(model_dir))
+  train_lib.run_experiment(
+      distribution_strategy=strategy, task=task, mode=mode, params=params,
+      model_dir=model_dir, trainer=trainer,
+      save_summary=strategy.extended.should_save_summary,
+      train_actions=[reporter.on_train] if reporter else None,
+      eval_actions=[reporter.on_eval] if reporter else None,
+      enable_async_checkpointing=enable_async_checkpointing)
+  return reporter
+
+
+def train_experiment(experiment: str, model_dir: str, mode: str, *,
+                     config_files: Sequence[str] = (), params_override: Optional[str] = None,
+                     tpu: Optional[str] = None, tf_data_service: Optional[str] = None,
+                     gin_files: Sequence[str] = (), gin_params: Sequence[str] = (),
+                     pretrain_steps: Optional[int] = None,
+                     enable_async_checkpointing: bool = True, imports: Sequence[str] = (),
+                     known: Sequence[str] = (), model_dir_label: str = 'model_dir'
+                     ) -> Optional[progress.TrainingProgress]:
+  """What `official.nlp.train`'s main does, given its flags' values: gin, the config, the
+  model folder's checks and records, then `run` (or Model Garden's continuous fine-tuning).
+
+  A model folder holding another experiment's run is refused before anything is written;
+  pure evaluation modes write nothing there (a continuous evaluation may run beside the
+  trainer).
+
+  Returns:
+    See `run`.
+  """
+  from official.core import train_utils  # pylint: disable=g-import-not-at-top
+  from official.modeling import performance  # pylint: disable=g-import-not-at-top
+  from official.nlp import continuous_finetune_lib  # pylint: disable=g-import-not-at-top
+  from mrpc_task import experiment_config  # pylint: disable=g-import-not-at-top
+  from mrpc_task import runs  # pylint: disable=g-import-not-at-top
+
+  experiment_config.parse_gin(gin_files, gin_params)
+  params = experiment_config.parse_experiment(
+      experiment, config_files=config_files, params_override=params_override, tpu=tpu,
+      tf_data_service=tf_data_service, known=known)
+  logging.debug('Experiment parameters: %s', params.as_dict())
+  runs.check_model_dir(model_dir, experiment, params, label=model_dir_label)
+  if 'train' in mode:
+    runs.record_experiment(model_dir, experiment, imports)
+    train_utils.serialize_config(params, model_dir)
+  reporter = None
+  if mode == 'continuous_train_and_eval':
+    continuous_finetune_lib.run_continuous_finetune(
+        mode, params, model_dir, pretrain_steps=pretrain_steps)
+  else:
+    if params.runtime.mixed_precision_dtype:
+      performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+    reporter = run(params, model_dir, mode, enable_async_checkpointing=enable_async_checkpointing)
+  train_utils.save_gin_config(mode, model_dir)
+  return reporter
