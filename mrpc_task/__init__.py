@@ -1,3 +1,6 @@
-"""mrpc_task: a Model Garden task plugin for BERT sentence-pair classification (GLUE MRPC)."""
+"""mrpc_task: a Model Garden task plugin that fine-tunes BERT encoders on text classification
+and regression (GLUE's tasks and your own).
 
-from mrpc_task import activations  # Registers `mrpc_task>exact_gelu` on import.
+Importing the package imports nothing else, so the command line answers --help and argument
+errors without starting TensorFlow; `mrpc_task.task` registers the Task and the exact GELU.
+"""

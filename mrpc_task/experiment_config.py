@@ -147,7 +147,23 @@ def _gin_problem(error: Exception) -> str:
 
 
 def parse_gin(gin_files: Sequence[str], gin_params: Sequence[str]):
-  """Gin files then bindings, as Model Garden's trainer parses them; errors name the file."""
+  """Gin files then bindings, as Model Garden's trainer parses them; errors name the file.
+
+  Gin's config is locked once parsed; a later experiment in the same process (a notebook,
+  several runs in one program) parses its own files into it, and with none keeps it as is.
+  """
+  import gin  # pylint: disable=g-import-not-at-top
+  if gin.config_is_locked():
+    if not gin_files and not gin_params:
+      return
+    with gin.unlock_config():
+      _parse_gin(gin_files, gin_params)
+    return
+  _parse_gin(gin_files, gin_params)
+  gin.finalize()
+
+
+def _parse_gin(gin_files: Sequence[str], gin_params: Sequence[str]):
   import gin  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   for path in gin_files or []:
@@ -162,7 +178,6 @@ def parse_gin(gin_files: Sequence[str], gin_params: Sequence[str]):
       gin.parse_config_files_and_bindings(None, [binding], finalize_config=False)
     except _GIN_ERRORS as e:
       raise ExperimentConfigError(f'gin binding {binding!r}: {_gin_problem(e)}') from e
-  gin.finalize()
 
 
 def saved_params_path(model_dir: str) -> str:

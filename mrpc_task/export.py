@@ -17,6 +17,7 @@ import tensorflow as tf
 import tf_keras
 from official.core import export_base
 
+from mrpc_task import choices
 from mrpc_task import configs
 from mrpc_task import modeling
 from mrpc_task import tokenization
@@ -26,7 +27,7 @@ SIGNATURE_KEY = 'serving_default'
 EXTRA_ASSETS = 'assets.extra'
 TASK_FILE = 'task.json'
 _OLD_CLASSES_FILE = 'classes.json'  # What exports made before task.json hold.
-DEFAULT_SORT_CHUNK_SIZE = 8
+DEFAULT_SORT_CHUNK_SIZE = choices.DEFAULT_SORT_CHUNK_SIZE
 PAIR_INPUTS = ('sentence1', 'sentence2')
 ONE_INPUT = ('sentence',)
 

@@ -18,6 +18,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, TextIO, T
 
 import numpy as np
 
+from mrpc_task import choices
 from mrpc_task import errors
 from mrpc_task import metrics
 from mrpc_task import tsv_reader
@@ -33,7 +34,7 @@ LABEL_COLUMNS = ('Quality', 'label', 'is_duplicate', 'gold_label', 'score')
 # Columns holding a GLUE test row's index, written in leaderboard files (QQP's test: id).
 INDEX_COLUMNS = ('index', 'id')
 NO_LABEL = 'none'
-OUTPUT_FORMATS = ('rows', 'glue')
+OUTPUT_FORMATS = choices.PREDICT_FORMATS
 
 
 class PredictInputError(errors.InputError, ValueError):

@@ -18,6 +18,7 @@ from official.core import task_factory
 from official.modeling import tf_utils
 from official.nlp.configs import encoders
 
+from mrpc_task import activations  # pylint: disable=unused-import  (registers the exact GELU)
 from mrpc_task import configs
 from mrpc_task import data
 from mrpc_task import dense_updates

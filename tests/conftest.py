@@ -175,13 +175,23 @@ def build_once_per_run(tmp_path_factory, name):
 
 @pytest.fixture(scope='session')
 def training_run(tmp_path_factory):
-  """`tfm train_experiment`: a 6-step train_and_eval run of bert_mrpc_tiny (dir and stdout)."""
+  """`tfm train_experiment`: a 6-step train_and_eval run of bert_mrpc_tiny, then `tfm export`
+  of its step-6 checkpoint, in one process (tests/cli_batch.py): (model dir, stdout, export)."""
+  from tests import cli_batch  # pylint: disable=g-import-not-at-top
   build_once_per_run(tmp_path_factory, 'training_run')
   model_dir = str(tmp_path_factory.mktemp('model'))
-  result = run_tfm([TFM, 'train_experiment', '--experiment=bert_mrpc_tiny',
-                    '--mode=train_and_eval', f'--model_dir={model_dir}',
-                    f'--params_override={json.dumps(TINY_CLI_OVERRIDE)}'])
-  return types.SimpleNamespace(model_dir=model_dir, stdout=result.stdout)
+  export_dir = os.path.join(model_dir, 'export')
+  trained, exported = cli_batch.run([
+      {'argv': ['train_experiment', '--experiment=bert_mrpc_tiny', '--mode=train_and_eval',
+                f'--model_dir={model_dir}',
+                f'--params_override={json.dumps(TINY_CLI_OVERRIDE)}']},
+      {'argv': ['export', '--experiment=bert_mrpc_tiny', f'--model_dir={model_dir}',
+                f'--export_dir={export_dir}', f'--checkpoint_path={model_dir}/ckpt-6']},
+  ])
+  for result in (trained, exported):
+    assert result['code'] == 0, result['stderr'][-4000:]
+  return types.SimpleNamespace(model_dir=model_dir, stdout=trained['stdout'],
+                               export_dir=export_dir)
 
 
 @pytest.fixture(scope='session')
@@ -190,12 +200,9 @@ def trained(training_run):
 
 
 @pytest.fixture(scope='session')
-def exported(trained):
+def exported(training_run):
   """The step-6 checkpoint exported as a SavedModel by `tfm export`."""
-  export_dir = os.path.join(trained, 'export')
-  run_tfm([TFM, 'export', '--experiment=bert_mrpc_tiny', f'--model_dir={trained}',
-           f'--export_dir={export_dir}', f'--checkpoint_path={trained}/ckpt-6'])
-  return export_dir
+  return training_run.export_dir
 
 
 # Session fixtures that train: each is built once, on the one worker that runs its tests.

@@ -5,7 +5,6 @@ the edges that used to end in a traceback."""
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -16,7 +15,8 @@ from mrpc_task import runs
 from mrpc_task import tsv_reader
 from mrpc_task.export import TaskInfo
 from mrpc_task.tuning import evaluation
-from tests.conftest import FIXTURE_GLUE, REPO_ROOT, TFM, child_env, tiny_experiment
+from tests import cli_batch
+from tests.conftest import FIXTURE_GLUE, tiny_experiment
 
 STSB = TaskInfo(name='stsb', label_kind='score', score_range=[0.0, 5.0],
                 metrics=['pearson', 'spearman'], text_columns=['sentence1', 'sentence2'],
@@ -128,15 +128,10 @@ def test_a_damaged_params_yaml_is_named(tmp_path, content, message):
     runs.load_run_config(str(tmp_path))
 
 
-def _tfm(args):
-  return subprocess.run([TFM] + args, capture_output=True, text=True, cwd=REPO_ROOT,
-                        env=child_env(), timeout=600)
-
-
 @pytest.mark.slow
 def test_edges_that_ended_in_a_traceback_are_one_line(tmp_path):
-  """Real `tfm`: a negative --sort_chunk_size, a damaged params.yaml and an unclosed bracket
-  in a gin file each end in one line, exit 2 or 1, no traceback."""
+  """`tfm`: a negative --sort_chunk_size, a damaged params.yaml and an unclosed bracket in a
+  gin file each end in one line, exit 2 or 1, no traceback."""
   run = tmp_path / 'run'
   run.mkdir()
   (run / 'params.yaml').write_text('task: [1, 2\n')
@@ -150,8 +145,8 @@ def test_edges_that_ended_in_a_traceback_are_one_line(tmp_path):
         f'--model_dir={tmp_path}/m', f'--gin_file={tmp_path}/bad.gin'], 1,
        f'tfm train_experiment: error: gin file {tmp_path}/bad.gin: '),
   ]
-  for args, code, start in cases:
-    result = _tfm(args)
-    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
-    assert result.returncode == code and result.stderr.strip().splitlines()[-1].startswith(
-        start), (args, result.stderr[-1000:])
+  results = cli_batch.run([{'argv': argv} for argv, _, _ in cases])
+  for (argv, code, start), result in zip(cases, results):
+    assert 'Traceback' not in result['stderr'], result['stderr'][-3000:]
+    assert result['code'] == code and result['stderr'].strip().splitlines()[-1].startswith(
+        start), (argv, result['stderr'][-1000:])

@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 
 from absl import flags
 import pytest
@@ -16,6 +17,7 @@ from mrpc_task import errors
 from mrpc_task import experiment_config
 from mrpc_task.cli import main as cli_main
 from mrpc_task import runs
+from tests import cli_batch
 from tests.conftest import FIXTURE_MRPC, REPO_ROOT, TFM, child_env
 
 LR = 'trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate'
@@ -208,64 +210,65 @@ def _digest(folder):
   return digest.hexdigest()
 
 
-def _tfm(args, cwd=REPO_ROOT):
-  return subprocess.run([TFM] + args, capture_output=True, text=True, cwd=cwd, timeout=600,
-                        env=child_env())
-
-
 def _error_line(result):
   """The last stderr line, asserting that no traceback came before it."""
-  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
-  return result.stderr.strip().splitlines()[-1]
+  assert 'Traceback' not in result['stderr'], result['stderr'][-3000:]
+  return result['stderr'].strip().splitlines()[-1]
 
 
 @pytest.mark.slow
 def test_cli_refuses_to_damage_a_run_or_its_export(trained, exported, tmp_path):
-  """Real `tfm`: another experiment on a run's folder, an export over an existing one, and
-  predictions written over their input all stop with one line; nothing changes on disk."""
+  """`tfm`: another experiment on a run's folder, an export over an existing one, predictions
+  written over their input, a missing ensemble member and soups over nothing or over their
+  own run all stop with one line and exit 1; nothing changes on disk."""
   before = _digest(trained)
-  result = _tfm(['train_experiment', '--experiment=bert_mrpc_minilm', '--mode=train_and_eval',
-                 f'--model_dir={trained}'])
-  assert result.returncode == 1
-  assert _error_line(result) == (
+  pairs = tmp_path / 'pairs.tsv'
+  shutil.copy(os.path.join(FIXTURE_MRPC, 'dev.tsv'), pairs)
+  results = cli_batch.run([
+      {'argv': ['train_experiment', '--experiment=bert_mrpc_minilm', '--mode=train_and_eval',
+                f'--model_dir={trained}']},
+      {'argv': ['export', f'--model_dir={trained}', f'--export_dir={exported}']},
+      {'argv': ['predict', f'--export_dir={exported}', f'--input={pairs}',
+                f'--output={tmp_path}/./pairs.tsv']},
+      {'argv': ['export', f'--model_dir={trained}', f'--export_dir={tmp_path}/ensemble',
+                f'--members={tmp_path}/no_run']},
+      {'argv': ['soup', f'--runs={tmp_path}/nothing*', f'--output_dir={trained}/soup']},
+      {'argv': ['soup', f'--runs={trained}', f'--output_dir={trained}']},
+  ])
+  assert [result['code'] for result in results] == [1] * 6
+  lines = [_error_line(result) for result in results]
+  assert lines[0] == (
       f"tfm train_experiment: error: --model_dir={trained} holds a run of experiment "
       "'bert_mrpc_tiny', not 'bert_mrpc_minilm': use another --model_dir, or "
       f'delete {trained} to start over')
-  result = _tfm(['export', f'--model_dir={trained}', f'--export_dir={exported}'])
-  assert result.returncode == 1
-  assert _error_line(result) == (
+  assert lines[1] == (
       f"tfm export: error: --export_dir='{exported}' already exists; pass --overwrite to "
       'replace it, or choose another --export_dir')
-  pairs = tmp_path / 'pairs.tsv'
-  shutil.copy(os.path.join(FIXTURE_MRPC, 'dev.tsv'), pairs)
-  result = _tfm(['predict', f'--export_dir={exported}', f'--input={pairs}',
-                 f'--output={tmp_path}/./pairs.tsv'])
-  assert result.returncode == 1
-  assert _error_line(result).startswith(
+  assert lines[2].startswith(
       f"tfm predict: error: --output='{tmp_path}/./pairs.tsv' is also --input: ")
+  assert lines[3] == f'tfm export: error: --members: {tmp_path}/no_run: no such folder'
+  assert lines[4] == f'tfm soup: error: --runs: {tmp_path}/nothing* matches no folder'
+  assert lines[5].startswith(
+      f"tfm soup: error: --output_dir='{trained}' is also --runs ({trained}): ")
   with open(pairs, 'rb') as f, open(os.path.join(FIXTURE_MRPC, 'dev.tsv'), 'rb') as g:
     assert f.read() == g.read()
-  result = _tfm(['export', f'--model_dir={trained}', f'--export_dir={tmp_path}/ensemble',
-                 f'--members={tmp_path}/no_run'])
-  assert _error_line(result) == f'tfm export: error: --members: {tmp_path}/no_run: no such folder'
-  result = _tfm(['soup', f'--runs={tmp_path}/nothing*', f'--output_dir={trained}/soup'])
-  assert _error_line(result) == f'tfm soup: error: --runs: {tmp_path}/nothing* matches no folder'
-  result = _tfm(['soup', f'--runs={trained}', f'--output_dir={trained}'])
-  assert _error_line(result).startswith(
-      f"tfm soup: error: --output_dir='{trained}' is also --runs ({trained}): ")
   assert _digest(trained) == before
 
 
 @pytest.mark.slow
 def test_cli_flag_errors_and_traceback(tmp_path):
-  """Real `tfm`: an unknown flag is one line with exit 2; --traceback shows the traceback."""
-  result = _tfm(['predict', '--export_dir=x', '--input=y', '--lr=3'])
-  assert (result.returncode, _error_line(result)) == (
+  """The real `tfm` script: an unknown flag is one line with exit 2; --traceback shows the
+  traceback above the line."""
+  result = subprocess.run([TFM, 'predict', '--export_dir=x', '--input=y', '--lr=3'],
+                          capture_output=True, text=True, cwd=REPO_ROOT, env=child_env(),
+                          timeout=600)
+  assert (result.returncode, _error_line({'stderr': result.stderr})) == (
       2, "tfm predict: error: Unknown command line flag 'lr'")
-  result = _tfm(['predict', f'--export_dir={tmp_path}', '--input=-', '--traceback'])
-  assert result.returncode == 1
-  assert 'Traceback (most recent call last)' in result.stderr
-  assert result.stderr.strip().splitlines()[-1] == (
+  (traced,) = cli_batch.run([{'argv': ['predict', f'--export_dir={tmp_path}', '--input=-',
+                                       '--traceback']}])
+  assert traced['code'] == 1
+  assert 'Traceback (most recent call last)' in traced['stderr']
+  assert traced['stderr'].strip().splitlines()[-1] == (
       f'tfm predict: error: --export_dir={tmp_path}: holds no SavedModel (make one with tfm '
       'export)')
 
@@ -285,3 +288,32 @@ def test_undefined_metric_never_selects_the_best_checkpoint(tmp_path):
   assert not exporter.maybe_export_checkpoint(checkpoint, {'f1': math.nan}, 3)
   with open(tmp_path / 'best_ckpt' / 'info.json') as f:
     assert json.load(f)['f1'] == 0.5
+
+
+def test_help_and_argument_errors_answer_without_tensorflow():
+  """`tfm --help`, a command's --help (its own flags listed), a misspelt command, an unknown
+  flag and a flag out of range answer without importing TensorFlow."""
+  script = (
+      'import json, sys\n'
+      'from mrpc_task.cli import main\n'
+      'codes = [main.main(["tfm"] + argv) for argv in json.loads(sys.argv[1])]\n'
+      'print(json.dumps([codes, "tensorflow" in sys.modules]))\n')
+  argvs = [['--help'], ['export', '--help'], ['trian'], ['predict', '--lr=3'],
+           ['export', '--model_dir=x', '--export_dir=y', '--sort_chunk_size=-1']]
+  result = subprocess.run([sys.executable, '-c', script, json.dumps(argvs)], cwd=REPO_ROOT,
+                          env=child_env(), capture_output=True, text=True, timeout=300)
+  codes, imported = json.loads(result.stdout.strip().splitlines()[-1])
+  assert (codes, imported) == ([0, 0, 2, 2, 2], False), result.stderr[-2000:]
+  assert '--sort_chunk_size: With --trim_padding' in result.stdout  # export's own flags.
+  assert "tfm: error: unknown command 'trian'" in result.stderr
+
+
+def test_tensorflow_start_up_lines_are_off_unless_asked(monkeypatch):
+  """tfm sets TF_CPP_MIN_LOG_LEVEL=3 (no CUDA-probe ERROR above its own lines) unless the
+  user set it."""
+  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+  cli_main.main(['tfm', 'export'], runner=lambda command, argv: None)
+  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '3'
+  monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '0')
+  cli_main.main(['tfm', 'export'], runner=lambda command, argv: None)
+  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '0'

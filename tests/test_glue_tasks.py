@@ -7,7 +7,6 @@ import collections
 import dataclasses
 import io
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -22,7 +21,8 @@ from mrpc_task import predict
 from mrpc_task import tsv_reader
 from tests import glue_layout
 from tests import tiny_runs
-from tests.conftest import FIXTURE_GLUE, TFM, child_env, run_tfm, REPO_ROOT
+from tests import cli_batch
+from tests.conftest import FIXTURE_GLUE
 
 TASKS = sorted(glue.TASKS)
 
@@ -204,19 +204,18 @@ def test_glue_submission_writes_the_whole_set(glue_runs, tmp_path):
   exports = ','.join(f'{glue.TASKS[task].glue_folder}={run.export_dir}'
                      for task, run in glue_runs.items())
   out = tmp_path / 'submission'
-  args = [TFM, 'glue_submission', f'--glue_dir={FIXTURE_GLUE()}', f'--export_dirs={exports}',
-          f'--output_dir={out}']
-  result = run_tfm(args)
+  args = {'argv': ['glue_submission', f'--glue_dir={FIXTURE_GLUE()}',
+                   f'--export_dirs={exports}', f'--output_dir={out}']}
+  result, again = cli_batch.run([args, args])
+  assert result['code'] == 0, result['stderr'][-3000:]
   expected = sorted(name for files in glue.SUBMISSION_FILES.values() for _, name in files)
   assert sorted(os.listdir(out)) == sorted(expected + ['AX.tsv'])
   for name in expected:
     rows = (out / name).read_text().splitlines()
     assert rows[0] == 'index\tprediction' and len(rows) == 1 + glue_layout.ROWS['test'], name
   assert len((out / 'AX.tsv').read_text().splitlines()) == 1 + 10
-  assert 'Missing for a complete GLUE submission' not in result.stdout
-  again = subprocess.run(args, capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
-                         timeout=600)
-  assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
+  assert 'Missing for a complete GLUE submission' not in result['stdout']
+  assert again['code'] == 1 and again['stderr'].strip().splitlines()[-1] == (
       f"tfm glue_submission: error: --output_dir='{out}' already exists; pass --overwrite to "
       'replace it, or choose another --output_dir')
 

@@ -169,12 +169,6 @@ def _mirrored_f1_and_matthews_case():
       sklearn_metrics.matthews_corrcoef(labels, predictions), abs=1e-6)
 
 
-def test_metric_is_exact_under_mirrored_strategy():
-  """2 replicas, uneven last batch (one replica gets nothing): counts still sum exactly, and
-  F1 and Matthews equal the single-device values."""
-  two_cpus.run(_mirrored_f1_and_matthews_case)
-
-
 def _mirrored_bfloat16_counts_case():
   import tf_keras  # pylint: disable=g-import-not-at-top
   strategy = two_cpus.mirrored_strategy()
@@ -192,11 +186,6 @@ def _mirrored_bfloat16_counts_case():
   assert float(results['confusion/true0_pred1']) == 2.0
   assert float(results['confusion/true1_pred1']) == 3.0
   assert float(results['accuracy']) == pytest.approx(5 / 8)
-
-
-def test_confusion_counts_under_mirrored_strategy_and_mixed_precision():
-  """Cells read correctly in a tf.function under 2 replicas and the mixed_bfloat16 policy."""
-  two_cpus.run(_mirrored_bfloat16_counts_case)
 
 
 def _stsb_evaluation(strategy):
@@ -247,11 +236,19 @@ def _mirrored_correlations_case():
   assert loss == pytest.approx(np.mean((single - gold) ** 2), rel=1e-5)
 
 
-def test_correlations_gather_every_prediction_across_replicas():
-  """STS-B on 2 replicas, batches of 6 over 20 dev rows (the last batch uneven): every
-  prediction is gathered once, in order; Pearson and Spearman equal scipy's over them, and
-  the squared-error loss numpy's."""
-  two_cpus.run(_mirrored_correlations_case)
+def _mirrored_cases():
+  _mirrored_f1_and_matthews_case()
+  _mirrored_bfloat16_counts_case()
+  _mirrored_correlations_case()
+
+
+def test_metrics_are_exact_across_two_replicas():
+  """In one 2-CPU child: (1) 2 replicas, uneven last batch (one replica gets nothing): the
+  counts sum exactly, and F1 and Matthews equal the single-device values; (2) confusion cells
+  read correctly in a tf.function under 2 replicas and the mixed_bfloat16 policy; (3) STS-B,
+  batches of 6 over 20 dev rows (the last one uneven): every prediction is gathered once, in
+  order, Pearson and Spearman equal scipy's over them, and the squared-error loss numpy's."""
+  two_cpus.run(_mirrored_cases)
 
 
 def test_correlations_on_one_device_are_those_of_every_prediction():

@@ -4,7 +4,6 @@ import io
 import itertools
 import json
 import os
-import subprocess
 import tracemalloc
 
 import numpy as np
@@ -14,7 +13,8 @@ import tensorflow as tf
 from mrpc_task import predict
 from mrpc_task import tsv_reader
 from mrpc_task.export import TaskInfo
-from tests.conftest import read_mrpc, FIXTURE_MRPC, TFM, child_env, run_tfm, scalars
+from tests import cli_batch
+from tests.conftest import read_mrpc, FIXTURE_MRPC, scalars
 
 CLASSES = ['not_equivalent', 'equivalent']
 # What an MRPC export says of itself (assets.extra/task.json).
@@ -143,16 +143,41 @@ def test_memory_does_not_grow_with_input_length():
   assert large_peak < 1.5 * small_peak + 256 * 1024, (small_peak, large_peak)
 
 
-def test_cli_tsv_predictions_match_the_export_and_scores_match_training(exported, trained,
-                                                                        tmp_path):
-  """`tfm predict` on dev.tsv: probabilities equal the export's (<= 1e-6), scores equal eval's."""
-  out = tmp_path / 'pred.tsv'
+@pytest.fixture(scope='module')
+def cli_runs(exported, tmp_path_factory):
+  """`tfm predict` run four ways in one process (tests/cli_batch.py): on dev.tsv in batches
+  of 7; JSON lines from stdin to .jsonl; on an export without task.json; and over an
+  existing output file with a bad row at line 3."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  folder = tmp_path_factory.mktemp('predict_cli')
+  old = folder / 'old_export'
+  shutil.copytree(exported, old)
+  os.remove(old / 'assets.extra' / 'task.json')
+  (folder / 'bad_out.tsv').write_text('earlier predictions\n')
+  (folder / 'bad.tsv').write_text('sentence1\tsentence2\na\tb\nonly one column\n')
   dev_tsv = os.path.join(FIXTURE_MRPC, 'dev.tsv')
-  result = run_tfm([TFM, 'predict', f'--export_dir={exported}', f'--input={dev_tsv}',
-                    f'--output={out}', '--batch_size=7'])
-  rows = [line.split('\t') for line in out.read_text().splitlines()]
+  stdin = '\n'.join(json.dumps({'sentence1': a, 'sentence2': b})
+                    for a, b in [('the cat sat', 'the cat sat .'), ('stock rose', 'a dog')])
+  results = cli_batch.run([
+      {'argv': ['predict', f'--export_dir={exported}', f'--input={dev_tsv}',
+                f'--output={folder}/pred.tsv', '--batch_size=7']},
+      {'argv': ['predict', f'--export_dir={exported}', '--input=-',
+                f'--output={folder}/pred.jsonl'], 'stdin': stdin},
+      {'argv': ['predict', f'--export_dir={old}', f'--input={dev_tsv}']},
+      {'argv': ['predict', f'--export_dir={exported}', f'--input={folder}/bad.tsv',
+                f'--output={folder}/bad_out.tsv', '--overwrite']},
+  ])
+  return dict(zip(('tsv', 'jsonl', 'old', 'bad'), results)), folder
+
+
+def test_cli_tsv_predictions_match_the_export_and_scores_match_training(cli_runs, exported,
+                                                                        trained):
+  """`tfm predict` on dev.tsv: probabilities equal the export's (<= 1e-6), scores equal eval's."""
+  results, folder = cli_runs
+  assert results['tsv']['code'] == 0, results['tsv']['stderr'][-2000:]
+  rows = [line.split('\t') for line in (folder / 'pred.tsv').read_text().splitlines()]
   assert rows[0] == ['line', 'class', 'probability_equivalent']
-  dev = read_mrpc(dev_tsv)
+  dev = read_mrpc(os.path.join(FIXTURE_MRPC, 'dev.tsv'))
   served = tf.saved_model.load(exported).signatures['serving_default'](
       sentence1=tf.constant(dev.sentence1), sentence2=tf.constant(dev.sentence2))
   assert [int(r[0]) for r in rows[1:]] == list(range(2, 22))
@@ -161,18 +186,15 @@ def test_cli_tsv_predictions_match_the_export_and_scores_match_training(exported
                              served['probabilities'].numpy()[:, 1], atol=1e-6)
   evals = scalars(os.path.join(trained, 'validation'))
   assert (f'20 labeled examples: accuracy {evals["accuracy"][6]:.4f} | '
-          f'f1 {evals["f1"][6]:.4f}') in result.stderr
-  assert 'predicted 20 examples' in result.stderr
+          f'f1 {evals["f1"][6]:.4f}') in results['tsv']['stderr']
+  assert 'predicted 20 examples' in results['tsv']['stderr']
 
 
-def test_cli_json_lines_from_stdin_to_jsonl(exported, tmp_path):
+def test_cli_json_lines_from_stdin_to_jsonl(cli_runs, exported):
   """JSON lines on stdin, .jsonl output: one object per pair with class and probability."""
-  out = tmp_path / 'pred.jsonl'
-  text = '\n'.join(json.dumps({'sentence1': a, 'sentence2': b})
-                   for a, b in [('the cat sat', 'the cat sat .'), ('stock rose', 'a dog')])
-  run_tfm([TFM, 'predict', f'--export_dir={exported}', '--input=-', f'--output={out}'],
-          input=text)
-  rows = [json.loads(line) for line in out.read_text().splitlines()]
+  results, folder = cli_runs
+  assert results['jsonl']['code'] == 0, results['jsonl']['stderr'][-2000:]
+  rows = [json.loads(line) for line in (folder / 'pred.jsonl').read_text().splitlines()]
   served = tf.saved_model.load(exported).signatures['serving_default'](
       sentence1=tf.constant(['the cat sat', 'stock rose']),
       sentence2=tf.constant(['the cat sat .', 'a dog']))
@@ -182,18 +204,26 @@ def test_cli_json_lines_from_stdin_to_jsonl(exported, tmp_path):
                              served['probabilities'].numpy()[:, 1], atol=1e-6)
 
 
-def test_cli_on_an_export_without_task_file(exported, tmp_path):
+def test_cli_on_an_export_without_task_file(cli_runs):
   """Exports made before task.json existed still predict, with class ids as names."""
-  import shutil  # pylint: disable=g-import-not-at-top
-  old = tmp_path / 'old_export'
-  shutil.copytree(exported, old)
-  os.remove(old / 'assets.extra' / 'task.json')
-  result = run_tfm([TFM, 'predict', f'--export_dir={old}',
-                    f'--input={os.path.join(FIXTURE_MRPC, "dev.tsv")}'])
-  rows = [line.split('\t') for line in result.stdout.splitlines()]
+  result = cli_runs[0]['old']
+  assert result['code'] == 0, result['stderr'][-2000:]
+  rows = [line.split('\t') for line in result['stdout'].splitlines()]
   assert rows[0] == ['line', 'class', 'probability_1']
   assert len(rows) == 21 and {r[1] for r in rows[1:]} <= {'0', '1'}
-  assert '20 labeled examples: accuracy' in result.stderr
+  assert '20 labeled examples: accuracy' in result['stderr']
+
+
+def test_cli_bad_row_leaves_an_existing_output_untouched(cli_runs):
+  """A bad row at line 3 with --overwrite: the old output file keeps its bytes and no
+  temporary file is left."""
+  results, folder = cli_runs
+  bad = folder / 'bad.tsv'
+  assert results['bad']['code'] == 1
+  assert results['bad']['stderr'].strip().splitlines()[-1] == (
+      f'tfm predict: error: {bad}:3: 1 columns, header has 2')
+  assert (folder / 'bad_out.tsv').read_text() == 'earlier predictions\n'
+  assert not [name for name in os.listdir(folder) if name.startswith('.')]
 
 
 @pytest.mark.parametrize('raw, message', [
@@ -236,20 +266,3 @@ def test_input_and_output_names(tmp_path):
   with pytest.raises(predict.PredictInputError, match='input=.*nothing.tsv: no such file'):
     predict.check_input(str(tmp_path / 'nothing.tsv'))
   predict.check_input('-')
-
-
-def test_cli_bad_row_leaves_an_existing_output_untouched(exported, tmp_path):
-  """A bad row at line 3 with --overwrite: the old output file keeps its bytes and no
-  temporary file is left; without the bad row it is replaced."""
-  out = tmp_path / 'pred.tsv'
-  out.write_text('earlier predictions\n')
-  bad = tmp_path / 'bad.tsv'
-  bad.write_text('sentence1\tsentence2\na\tb\nonly one column\n')
-  result = subprocess.run([TFM, 'predict', f'--export_dir={exported}', f'--input={bad}',
-                           f'--output={out}', '--overwrite'], capture_output=True, text=True,
-                          env=child_env(), timeout=600)
-  assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1] == (
-      f'tfm predict: error: {bad}:3: 1 columns, header has 2')
-  assert out.read_text() == 'earlier predictions\n'
-  assert sorted(os.listdir(tmp_path)) == ['bad.tsv', 'pred.tsv']

@@ -1,9 +1,9 @@
 """tfm sweep and tfm evaluate: grids, overrides, the results table, resuming, and refusals."""
 
+import collections
 import csv
 import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -11,7 +11,8 @@ import tensorflow as tf
 import yaml
 
 from mrpc_task.tuning import sweep
-from tests.conftest import read_mrpc, TFM, TINY_CLI_OVERRIDE, child_env, run_tfm, scalars, REPO_ROOT
+from tests import cli_batch
+from tests.conftest import TINY_CLI_OVERRIDE, scalars
 
 
 def test_grid_values_are_typed_and_points_cover_every_combination():
@@ -108,137 +109,164 @@ def test_summary_rows_hold_exact_means_and_sample_stds():
   assert table[3] == '| 2 | 0 |' + '  |' * 6
 
 
-def _sweep_args(output_dir, grid='task.model.dropout_rate=0.0,0.1', override=None):
-  override = override or TINY_CLI_OVERRIDE
-  return [TFM, 'sweep', '--experiment=bert_mrpc_tiny', f'--grid={grid}', '--seeds=1',
-          '--first_seed=3', f'--output_dir={output_dir}',
-          f'--params_override={json.dumps(override)}']
+def _train_here(plan):
+  """A sweep's training, run in this process through the library tfm's driver calls."""
+  from mrpc_task import training  # pylint: disable=g-import-not-at-top
+
+  def train(run_dir, override, log_path):
+    del log_path
+    training.train_experiment(plan.experiment, run_dir, 'train_and_eval',
+                              config_files=plan.config_files,
+                              params_override=json.dumps(override),
+                              enable_async_checkpointing=False)
+  return train
+
+
+def _score_here(run_dir, data, scores_path, log_path):
+  """A sweep's scoring, as `tfm evaluate --output` writes it."""
+  from mrpc_task.tuning import evaluation  # pylint: disable=g-import-not-at-top
+  del log_path
+  with open(scores_path, 'w') as f:
+    json.dump(evaluation.evaluate_run(run_dir, data), f)
+
+
+def _tiny_plan(output_dir):
+  from registry import experiments  # pylint: disable=g-import-not-at-top
+  return sweep.plan('bert_mrpc_tiny', grid='task.model.dropout_rate=0.0,0.1', seeds=[3],
+                    output_dir=output_dir, params_override=json.dumps(TINY_CLI_OVERRIDE),
+                    selection_template=experiments.template_path('selection'))
 
 
 @pytest.mark.slow
-def test_sweep_runs_every_point_writes_results_and_resumes(tmp_path):
-  """Two points x one seed: each run trained without the selection split and scored on it
-  and on dev; a second call runs nothing; other shared settings are refused."""
-  output_dir = tmp_path / 'sweep'
-  first = run_tfm(_sweep_args(output_dir))
-  assert '2 point(s) x 1 seed(s) = 2 runs; 0 already done, 2 to run' in first.stdout
+def test_sweep_runs_every_point_writes_results_resumes_and_soups(tmp_path):
+  """Two points x one seed (mrpc_task.tuning.sweep, trained in this process): each run trained
+  without the selection split and scored on it and on dev; the results table holds both; a
+  second plan finds nothing to run; a soup of the two (same seed, so the same initial head)
+  holds the mean of their weights and scores as tfm evaluate scores it."""
+  from mrpc_task.tuning import soup  # pylint: disable=g-import-not-at-top
+  from mrpc_task.tuning import evaluation  # pylint: disable=g-import-not-at-top
+  output_dir = str(tmp_path / 'sweep')
+  plan = _tiny_plan(output_dir)
+  assert plan.data == ['selection', 'dev'] and plan.metrics == ['accuracy', 'f1']
+  sweep.claim_folder(plan)
+  lines = []
+  sweep.run(plan, train=_train_here(plan), score=_score_here, report=lines.append)
+  assert '2 point(s) x 1 seed(s) = 2 runs; 0 already done, 2 to run' in lines[0]
   for dropout in ('0.0', '0.1'):
-    run_dir = output_dir / 'runs' / f'task.model.dropout_rate={dropout}' / 'seed_3'
-    params = yaml.safe_load((run_dir / 'params.yaml').read_text())
+    run_dir = os.path.join(output_dir, 'runs', f'task.model.dropout_rate={dropout}', 'seed_3')
+    with open(os.path.join(run_dir, 'params.yaml')) as f:
+      params = yaml.safe_load(f)
     assert params['task']['seed'] == params['task']['train_data']['seed'] == 3
     assert params['task']['model']['dropout_rate'] == float(dropout)
     assert params['task']['train_data']['selection_split'] == 'exclude'
     assert params['task']['validation_data']['selection_split'] == 'only'
-    scores = json.loads((run_dir / 'scores.json').read_text())
+    with open(os.path.join(run_dir, 'scores.json')) as f:
+      scores = json.load(f)
     assert scores['checkpoint'].endswith('ckpt-6')
-    assert 'summary | final selection: accuracy' in (run_dir / 'train.log').read_text()
     # The trainer's last evaluation (on the selection split) is what evaluate scores again.
-    logged = scalars(str(run_dir / 'validation'))
+    logged = scalars(os.path.join(run_dir, 'validation'))
     assert scores['selection']['accuracy'] == pytest.approx(logged['accuracy'][6], abs=1e-6)
-  with open(output_dir / 'results.csv') as f:
+  with open(os.path.join(output_dir, 'results.csv')) as f:
     rows = list(csv.DictReader(f))
   assert [(r['task.model.dropout_rate'], r['seeds']) for r in rows] == [('0.0', '1'),
                                                                           ('0.1', '1')]
-  assert (output_dir / 'results.png').read_bytes()[:4] == b'\x89PNG'
-  assert '| task.model.dropout_rate | seeds |' in (output_dir / 'results.md').read_text()
-  again = run_tfm(_sweep_args(output_dir))
-  assert '2 already done, 0 to run' in again.stdout
-  _check_soup_of_the_two_runs(output_dir, tmp_path)
-  other = dict(TINY_CLI_OVERRIDE, runtime={'mixed_precision_dtype': 'bfloat16'})
-  refused = subprocess.run(_sweep_args(output_dir, override=other), capture_output=True,
-                           text=True, env=child_env(), cwd=REPO_ROOT, timeout=300)
-  assert refused.returncode == 1
-  assert refused.stderr.strip().splitlines()[-1] == (
-      f'tfm sweep: error: --output_dir={output_dir} holds a sweep with other params_override '
-      f'({output_dir}/sweep.json); its runs cannot be mixed with these: use another '
-      '--output_dir')
-
-
-def _check_soup_of_the_two_runs(output_dir, tmp_path):
-  """tfm soup of the two runs (same seed, so the same initial head): its checkpoint holds the
-  mean of their final weights, and tfm evaluate scores it as tfm soup reported."""
-  soup_dir = tmp_path / 'soup'
-  result = run_tfm([TFM, 'soup', f'--runs={output_dir}/runs/*/seed_3', '--method=uniform',
-                    f'--output_dir={soup_dir}'])
-  record = json.loads((soup_dir / 'soup.json').read_text())
-  assert len(record['kept']) == 2 and 'Soup of 2 of 2 runs (uniform)' in result.stdout
+  with open(os.path.join(output_dir, 'results.png'), 'rb') as f:
+    assert f.read(4) == b'\x89PNG'
+  with open(os.path.join(output_dir, 'results.md')) as f:
+    assert '| task.model.dropout_rate | seeds |' in f.read()
+  assert _tiny_plan(output_dir).pending() == []
+  soup_dir = str(tmp_path / 'soup')
+  record = soup.soup_runs([f'{output_dir}/runs/*/seed_3'], soup_dir, data=['dev'])
+  assert len(record['kept']) == 2
   name = 'model/layer_with_weights-1/out_proj/kernel/.ATTRIBUTES/VARIABLE_VALUE'  # The head.
   members = [tf.train.load_checkpoint(path).get_tensor(name) for path in record['kept']]
-  souped = tf.train.load_checkpoint(str(soup_dir)).get_tensor(name)
+  souped = tf.train.load_checkpoint(soup_dir).get_tensor(name)
   np.testing.assert_allclose(souped, np.mean(members, axis=0), rtol=1e-6)
-  run_tfm([TFM, 'evaluate', f'--model_dir={soup_dir}', '--data=dev',
-           f'--output={tmp_path / "soup_scores.json"}'])
-  scores = json.loads((tmp_path / 'soup_scores.json').read_text())
+  scores = evaluation.evaluate_run(soup_dir, ['dev'])
   assert scores['dev']['accuracy'] == pytest.approx(record['scores']['dev']['accuracy'])
 
 
-def test_sweep_with_a_misspelt_key_fails_before_running(tmp_path):
-  """An unknown grid key fails through Model Garden's strict override, nothing written."""
+@pytest.mark.slow
+def test_tfm_sweep_runs_one_point_resumes_and_refuses_what_does_not_fit(tmp_path):
+  """The real command line (one process for the tfm commands, one per training and scoring
+  the sweep starts): a one-run sweep trains and scores; run again it runs nothing; another
+  override into the same folder, and a misspelt grid key, are refused with one line."""
   output_dir = tmp_path / 'sweep'
-  result = subprocess.run(_sweep_args(output_dir, grid='task.layer_decy=0.8'),
-                          capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
-                          timeout=300)
-  assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1] == (
+
+  def args(grid='task.model.dropout_rate=0.0', override=None, out=output_dir):
+    return {'argv': ['sweep', '--experiment=bert_mrpc_tiny', f'--grid={grid}', '--seeds=1',
+                     f'--output_dir={out}',
+                     f'--params_override={json.dumps(override or TINY_CLI_OVERRIDE)}']}
+
+  other = dict(TINY_CLI_OVERRIDE, runtime={'mixed_precision_dtype': 'bfloat16'})
+  first, again, refused, misspelt = cli_batch.run([
+      args(), args(), args(override=other),
+      args(grid='task.layer_decy=0.8', out=tmp_path / 'other')])
+  assert first['code'] == 0, first['stderr'][-3000:]
+  assert '1 point(s) x 1 seed(s) = 1 runs; 0 already done, 1 to run' in first['stdout']
+  run_dir = output_dir / 'runs' / 'task.model.dropout_rate=0.0' / 'seed_0'
+  assert 'summary | final selection: accuracy' in (run_dir / 'train.log').read_text()
+  assert json.loads((run_dir / 'scores.json').read_text())['checkpoint'].endswith('ckpt-6')
+  assert '1 already done, 0 to run' in again['stdout']
+  assert refused['code'] == 1 and refused['stderr'].strip().splitlines()[-1] == (
+      f'tfm sweep: error: --output_dir={output_dir} holds a sweep with other params_override '
+      f'({output_dir}/sweep.json); its runs cannot be mixed with these: use another '
+      '--output_dir')
+  assert misspelt['code'] == 1 and misspelt['stderr'].strip().splitlines()[-1] == (
       "tfm sweep: error: grid point task.layer_decy=0.8: params override: unknown key "
       "'layer_decy' (in TextTaskConfig); did you mean layer_decay?")
-  assert not output_dir.exists()
+  assert not (tmp_path / 'other').exists()
 
 
 def test_evaluate_scores_the_final_checkpoint_as_the_trainer_did(trained, tmp_path):
   """tfm evaluate --data=dev on the latest checkpoint equals the trainer's step-6 evaluation;
   its JSON is written and an existing one kept without --overwrite."""
   output = tmp_path / 'scores.json'
-  result = run_tfm([TFM, 'evaluate', f'--model_dir={trained}', '--data=dev,train',
-                    f'--output={output}'])
+  result, again = cli_batch.run([
+      {'argv': ['evaluate', f'--model_dir={trained}', '--data=dev,train',
+                f'--output={output}']},
+      {'argv': ['evaluate', f'--model_dir={trained}', f'--output={output}']}])
+  assert result['code'] == 0, result['stderr'][-3000:]
   scores = json.loads(output.read_text())
   logged = scalars(os.path.join(trained, 'validation'))
   for name in ('accuracy', 'f1', 'validation_loss'):
     assert scores['dev'][name] == pytest.approx(logged[name][6], abs=1e-5)
   assert scores['checkpoint'].endswith('ckpt-6')
   assert sum(v for k, v in scores['train'].items() if k.startswith('confusion/')) == 48
-  assert result.stdout.startswith('dev: accuracy ')
-  again = subprocess.run([TFM, 'evaluate', f'--model_dir={trained}', f'--output={output}'],
-                         capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
-                         timeout=300)
-  assert again.returncode == 1 and 'already exists' in again.stderr.splitlines()[-1]
+  assert result['stdout'].startswith('dev: accuracy ')
+  assert again['code'] == 1 and 'already exists' in again['stderr'].splitlines()[-1]
 
 
-@pytest.mark.slow
-def test_sweep_of_rte_runs_and_refuses_swapping_its_sentences(tmp_path):
-  """bert_rte_minilm (shrunk to a tiny encoder) sweeps on an RTE-layout folder; a grid that
-  swaps sentence orders is refused before running, since RTE is not symmetric."""
-  from mrpc_task import tsv_reader  # pylint: disable=g-import-not-at-top
-  from tests.conftest import FIXTURE_MRPC  # pylint: disable=g-import-not-at-top
-  rte = tmp_path / 'RTE'
-  rte.mkdir()
-  counts = {}
-  for split in ('train', 'dev'):
-    pairs = read_mrpc(f'{FIXTURE_MRPC}/{split}.tsv')
-    rows = [f'{i}\t{a}\t{b}\t{"entailment" if y else "not_entailment"}'
-            for i, (a, b, y) in enumerate(zip(pairs.sentence1, pairs.sentence2, pairs.labels))]
-    (rte / f'{split}.tsv').write_text('index\tsentence1\tsentence2\tlabel\n' + '\n'.join(rows))
-    counts[split] = [pairs.labels.count(label) for label in (0, 1)]
-  override = sweep.merge(TINY_CLI_OVERRIDE, {'task': {
-      'init_from_hf': '',
-      'model': {'encoder': {'bert': {'hidden_size': 32, 'num_layers': 2,
-                                     'num_attention_heads': 2, 'intermediate_size': 64}}},
-      'train_data': {'tsv_dir': str(rte)}, 'validation_data': {'tsv_dir': str(rte)}}})
-  args = [TFM, 'sweep', '--experiment=bert_rte_minilm', '--seeds=1',
-          f'--params_override={json.dumps(override)}']
-  refused = subprocess.run(args + ['--grid=task.train_data.pair_order=random',
-                                   f'--output_dir={tmp_path / "refused"}'],
-                           capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT,
-                           timeout=300)
-  assert refused.returncode == 1
-  assert ("task.train_data.pair_order='random': the task is not declared order-free "
-          '(task.symmetric_pairs=false') in refused.stderr.splitlines()[-1]
-  run_tfm(args + [f'--output_dir={tmp_path / "rte"}'])
-  scores = json.loads((tmp_path / 'rte' / 'runs' / 'default' / 'seed_0' / 'scores.json')
-                      .read_text())
-  assert sum(v for k, v in scores['dev'].items() if k.startswith('confusion/')) == 20
-  selection = sum(v for k, v in scores['selection'].items() if k.startswith('confusion/'))
-  assert selection == sum(round(0.15 * n) for n in counts['train'])
+def test_a_sweep_of_rte_refuses_swapping_its_sentences_and_reads_its_layout(tmp_path):
+  """bert_rte_minilm on RTE's layout: a grid that swaps sentence orders is refused before
+  anything runs (RTE is not symmetric); its selection split holds 15% of each class of the
+  training file, read with RTE's columns and labels."""
+  from mrpc_task import data  # pylint: disable=g-import-not-at-top
+  from mrpc_task.tuning import evaluation  # pylint: disable=g-import-not-at-top
+  from registry import experiments  # pylint: disable=g-import-not-at-top
+  from tests.conftest import FIXTURE_GLUE  # pylint: disable=g-import-not-at-top
+  rte = os.path.join(FIXTURE_GLUE(), 'RTE')
+  override = json.dumps({'task': {'train_data': {'tsv_dir': rte, 'source': 'tsv'},
+                                  'validation_data': {'tsv_dir': rte, 'source': 'tsv'}}})
+  with pytest.raises(sweep.SweepError, match="task.train_data.pair_order='random': the task is "
+                     r'not declared order-free \(task.symmetric_pairs=false'):
+    sweep.plan('bert_rte_minilm', grid='task.train_data.pair_order=random', seeds=[0],
+               output_dir=str(tmp_path / 'refused'), params_override=override,
+               selection_template=experiments.template_path('selection'))
+  assert not (tmp_path / 'refused').exists()
+  plan = sweep.plan('bert_rte_minilm', grid='', seeds=[0], output_dir=str(tmp_path / 'rte'),
+                    params_override=override,
+                    selection_template=experiments.template_path('selection'))
+  from mrpc_task import experiment_config  # pylint: disable=g-import-not-at-top
+  task = experiment_config.parse_experiment('bert_rte_minilm', config_files=plan.config_files,
+                                            params_override=override).task
+  counts = collections.Counter(
+      label for _, labels in data.build_dataset(evaluation.named_data(task, 'train'))
+      for label in labels.numpy().tolist())
+  chosen = collections.Counter(
+      label for _, labels in data.build_dataset(evaluation.named_data(task, 'selection'))
+      for label in labels.numpy().tolist())
+  assert chosen == {label: round(0.15 * n) for label, n in counts.items()}
 
 
 def test_seed_keys_choose_what_a_seed_changes():

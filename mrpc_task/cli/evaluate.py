@@ -18,7 +18,6 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  import registry  # pylint: disable=g-import-not-at-top,unused-import
   flags.DEFINE_string('experiment', None, 'Registered experiment name. Default: the one '
                       'recorded in MODEL_DIR by tfm train_experiment.')
   flags.DEFINE_string('model_dir', None, 'Training directory: its params.yaml and checkpoints.')
@@ -48,6 +47,7 @@ def _line(name: str, scores: dict, checkpoint: str) -> str:
 
 
 def main(_):
+  import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import safe_output  # pylint: disable=g-import-not-at-top
   from mrpc_task.tuning import evaluation  # pylint: disable=g-import-not-at-top
   if FLAGS.output:

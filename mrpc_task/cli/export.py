@@ -8,6 +8,7 @@ The config is the one the run trained with (registered defaults <- `MODEL_DIR/pa
 
 from absl import flags
 
+from mrpc_task import choices
 from mrpc_task.cli import main as cli_main
 
 FLAGS = flags.FLAGS
@@ -16,8 +17,6 @@ LABELS = {'model_dir': '--model_dir', 'export_dir': '--export_dir',
 
 
 def define_flags():
-  import registry  # pylint: disable=g-import-not-at-top,unused-import
-  from mrpc_task import export  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('experiment', None, 'Registered experiment name, e.g. bert_mrpc. '
                       'Default: the one recorded in MODEL_DIR by tfm train_experiment.')
   flags.DEFINE_string('model_dir', None,
@@ -41,7 +40,7 @@ def define_flags():
   flags.DEFINE_string('params_override', None, 'YAML/JSON string applied last.')
   flags.DEFINE_bool('trim_padding', True,
                     'Pad each request batch to its longest example instead of seq_length.')
-  flags.DEFINE_integer('sort_chunk_size', export.DEFAULT_SORT_CHUNK_SIZE,
+  flags.DEFINE_integer('sort_chunk_size', choices.DEFAULT_SORT_CHUNK_SIZE,
                        'With --trim_padding, run each request sorted by length in chunks of '
                        'this many examples, each padded to its own longest (0: one batch).',
                        lower_bound=0)
@@ -49,6 +48,7 @@ def define_flags():
 
 
 def main(_):
+  import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import export  # pylint: disable=g-import-not-at-top
   checkpoint, members = export.export_run(
       FLAGS.model_dir, FLAGS.export_dir, experiment=FLAGS.experiment,

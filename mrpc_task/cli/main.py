@@ -16,6 +16,10 @@ A mistake in what you gave (a flag, a file, a config key, a checkpoint) is print
 `tfm COMMAND: error: ...`, exit code 2 for flags and 1 otherwise; `--traceback` (or
 TFM_TRACEBACK=1) adds the Python traceback. Any other exception is a bug and keeps its
 traceback.
+
+Help and argument errors answer before TensorFlow is imported (each command imports what it
+needs in its main), and TensorFlow's C++ start-up lines (CUDA probing, CPU features) are off
+unless TF_CPP_MIN_LOG_LEVEL says otherwise.
 """
 
 import importlib
@@ -54,11 +58,14 @@ class UsageError(errors.InputError):
 
 
 def _known_errors():
-  """Exception types that report a mistake in the user's input, not a bug of ours."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return (errors.InputError, flags.Error, FileNotFoundError, IsADirectoryError,
-          NotADirectoryError, PermissionError, tf.errors.NotFoundError,
-          tf.errors.PermissionDeniedError)
+  """Exception types that report a mistake in the user's input, not a bug of ours
+  (TensorFlow's only if it was imported: otherwise none of them can have been raised)."""
+  known = (errors.InputError, flags.Error, FileNotFoundError, IsADirectoryError,
+           NotADirectoryError, PermissionError)
+  tf = sys.modules.get('tensorflow')
+  if tf is not None and hasattr(tf, 'errors'):
+    known += (tf.errors.NotFoundError, tf.errors.PermissionDeniedError)
+  return known
 
 
 def registered():
@@ -70,9 +77,9 @@ def registered():
 def message(error: BaseException) -> str:
   """The one line printed for an error: its message, and for an output that exists, how to
   replace it."""
-  from mrpc_task import safe_output  # pylint: disable=g-import-not-at-top
+  safe_output = sys.modules.get('mrpc_task.safe_output')
   text = one_line(error)
-  if isinstance(error, safe_output.DestinationExistsError):
+  if safe_output and isinstance(error, safe_output.DestinationExistsError):
     text += f'; pass --overwrite to replace it, or choose another {error.label}'
   return text
 
@@ -127,22 +134,50 @@ def _usage() -> str:
   return __doc__.split('\n\n')[1] + f'\ncommands: {", ".join(COMMANDS)}'
 
 
+HELP_FLAGS = ('-h', '--help', '--helpshort', '-?')
+
+
+def command_help(command: str, module) -> str:
+  """The command's docstring and the flags it defines (absl's own --help lists only the
+  flags of the `tfm` script, which has none)."""
+  defined = set()
+  by_module = FLAGS.flags_by_module_dict()
+  parts = [f'tfm {command}: ' + (module.__doc__ or '').strip().split('\n', 1)[0].split(': ', 1)[-1],
+           '\n'.join((module.__doc__ or '').strip().split('\n')[1:]).strip(), 'flags:']
+  for name in sorted(by_module):
+    own = [flag for flag in by_module[name] if flag.name not in defined]
+    if name.startswith(('absl.', 'mrpc_task.cli.main')) or not own:
+      continue
+    defined.update(flag.name for flag in own)
+    parts.append(FLAGS.module_help(name))
+  return '\n\n'.join(part for part in parts if part)
+
+
 def run_command(command: str, argv: List[str]):
-  """Defines the command's flags and runs it under absl (logging, flag parsing, help)."""
+  """Defines the command's flags and runs it under absl (logging, flag parsing); --help
+  prints the command's own flags and exits 0."""
   module = importlib.import_module(f'mrpc_task.cli.{COMMANDS[command]}')
   module.define_flags()
+  if any(arg in HELP_FLAGS for arg in argv):
+    print(command_help(command, module))
+    return
   app.run(module.main, argv=[f'tfm {command}'] + argv, flags_parser=_flags_parser)
 
 
 def main(argv: Optional[List[str]] = None,
          runner: Callable[[str, List[str]], None] = run_command) -> int:
   """Runs `tfm COMMAND ...`; returns the exit code (errors are printed, not raised)."""
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # TensorFlow's C++ INFO lines: noise.
+  # TensorFlow's C++ lines (CUDA probing on a machine without a GPU reads as an ERROR) are
+  # start-up noise above the command's own output; TF_CPP_MIN_LOG_LEVEL set by you wins.
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   argv = list(sys.argv if argv is None else argv)[1:]
   show_traceback = (TRACEBACK_FLAG in argv or
                     os.environ.get(TRACEBACK_ENV, '').lower() in ('1', 'true', 'yes'))
   argv = [arg for arg in argv if arg != TRACEBACK_FLAG]
   command = argv[0] if argv else ''
+  if command in ('-h', '--help', 'help'):
+    print(_usage())
+    return 0
   if command not in COMMANDS:
     if command and not command.startswith('-'):
       print(f'tfm: error: unknown command {command!r}', file=sys.stderr)

@@ -10,17 +10,18 @@ import sys
 
 from absl import flags
 
+from mrpc_task import choices
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-  from mrpc_task import predict  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('export_dir', None, 'SavedModel written by `tfm export`.')
   flags.DEFINE_string('input', None, 'GLUE TSV or JSON lines with the export\'s inputs '
                       '(sentence, or sentence1/sentence2); - = stdin.')
   flags.DEFINE_string('output', '-', 'Predictions file (.jsonl/.json: JSON lines, else TSV); '
                       '- = stdout.')
-  flags.DEFINE_enum('output_format', 'rows', list(predict.OUTPUT_FORMATS),
+  flags.DEFINE_enum('output_format', 'rows', list(choices.PREDICT_FORMATS),
                     'rows: line, class and probabilities (or score); glue: the GLUE '
                     'leaderboard\'s index<TAB>prediction, for a task\'s unlabeled test.tsv.')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')

@@ -10,17 +10,16 @@ chosen on the selection split; the evaluation splits are only reported.
 
 from absl import flags
 
+from mrpc_task import choices
 from mrpc_task.cli import main as cli_main
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-  import registry  # pylint: disable=g-import-not-at-top,unused-import
-  from mrpc_task.tuning import soup  # pylint: disable=g-import-not-at-top
   flags.DEFINE_list('runs', [], 'Training folders (glob patterns allowed) of one experiment '
                     'and model.')
-  flags.DEFINE_enum('method', 'uniform', list(soup.METHODS), 'uniform: average every run; '
+  flags.DEFINE_enum('method', 'uniform', list(choices.SOUP_METHODS), 'uniform: average every run; '
                     'greedy: best run first, then each run that does not lower the '
                     'selection-split glue_score.')
   flags.DEFINE_enum('pick', 'final', ['final', 'best'], 'Which checkpoint of each run: '
@@ -35,6 +34,7 @@ def define_flags():
 
 
 def main(_):
+  import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task.tuning import soup  # pylint: disable=g-import-not-at-top
   if not FLAGS.runs:
     raise cli_main.UsageError('--runs is required: the training folders to average')

@@ -22,6 +22,7 @@ from typing import List
 
 from absl import flags
 
+from mrpc_task import choices
 from mrpc_task import errors
 from mrpc_task.cli import main as cli_main
 
@@ -29,8 +30,6 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  import registry  # pylint: disable=g-import-not-at-top,unused-import
-  from mrpc_task.tuning import sweep  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('experiment', None, 'Registered experiment name, e.g. bert_mrpc_minilm.')
   flags.DEFINE_string('grid', '', "Points to run: 'KEY=V1,V2;KEY2=V3,V4' (dotted config keys; "
                       'every combination). Empty: the experiment as it is.')
@@ -43,7 +42,7 @@ def define_flags():
   flags.DEFINE_string('params_override', None, 'KEY=VALUE,..., YAML/JSON or a YAML file '
                       '(as tfm train takes it), applied to every run under the grid values '
                       'and seeds.')
-  flags.DEFINE_list('seed_keys', list(sweep.SEED_KEYS), 'The config keys each seed sets. '
+  flags.DEFINE_list('seed_keys', list(choices.SEED_KEYS), 'The config keys each seed sets. '
                     'task.train_data.seed alone: runs share their initial head (and '
                     'task.seed), as the ingredients of a weight soup must.')
   flags.DEFINE_bool('selection', True, 'Train without the selection split and evaluate on it '

@@ -18,9 +18,6 @@ FLAGS = flags.FLAGS
 
 def define_flags():
   from official.common import flags as tfm_flags  # pylint: disable=g-import-not-at-top
-  from official.common import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
-  import registry  # pylint: disable=g-import-not-at-top,unused-import
-
   tfm_flags.define_flags()
   # The two flags official.nlp.train defines beside Model Garden's common ones.
   flags.DEFINE_integer('pretrain_steps', None,
@@ -32,6 +29,9 @@ def define_flags():
 
 
 def main(_):
+  # Model Garden's own experiments (bert/sentence_prediction, ...) and this package's.
+  from official.common import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
+  import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import training  # pylint: disable=g-import-not-at-top
   reporter = training.train_experiment(
       FLAGS.experiment, FLAGS.model_dir, FLAGS.mode, config_files=FLAGS.config_file or (),

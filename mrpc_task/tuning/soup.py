@@ -16,12 +16,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tf_keras
 
+from mrpc_task import choices
 from mrpc_task import configs
 from mrpc_task import export
 from mrpc_task import runs as runs_lib
 from mrpc_task import safe_output
 
-METHODS = ('uniform', 'greedy')
+METHODS = choices.SOUP_METHODS
 
 
 def average_checkpoints(model: tf_keras.Model, checkpoints: Sequence[str]):

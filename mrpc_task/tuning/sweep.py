@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from absl import logging
 import yaml
 
+from mrpc_task import choices
 from mrpc_task import configs
 from mrpc_task import errors
 from mrpc_task import safe_output
@@ -139,7 +140,7 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> Dict[str, Any]:
   return merged
 
 
-SEED_KEYS = ('task.seed', 'task.train_data.seed')
+SEED_KEYS = choices.SEED_KEYS
 
 
 def seed_override(seed: int, keys: Sequence[str] = SEED_KEYS) -> Dict[str, Any]:

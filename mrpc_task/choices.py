@@ -1,0 +1,14 @@
+"""The choices and defaults the command line offers, importable without TensorFlow.
+
+`tfm` defines its flags from these before anything heavy is imported (so `--help` and a
+misspelt flag answer at once); the library modules that use them import them from here.
+"""
+
+# Examples per length-sorted chunk of a serving request (export.TextServingModule).
+DEFAULT_SORT_CHUNK_SIZE = 8
+# How a weight soup is made (tuning/soup.py).
+SOUP_METHODS = ('uniform', 'greedy')
+# The config keys one seed of a sweep sets (tuning/sweep.py).
+SEED_KEYS = ('task.seed', 'task.train_data.seed')
+# What `tfm predict` writes (predict.py).
+PREDICT_FORMATS = ('rows', 'glue')
