@@ -216,8 +216,11 @@ def encode(examples: tf.data.Dataset,
   """Example dicts -> unbatched (features padded to seq_length, label); a split id, when the
   examples carry one, becomes the feature `split_id`."""
 
+  pack = preprocessor.traced(len([name for name in TEXT_KEYS
+                                   if name in examples.element_spec]))
+
   def encode_batch(batch):
-    features = preprocessor(*_texts(batch))
+    features = pack(*_texts(batch))
     if SPLIT_ID in batch:
       features[SPLIT_ID] = batch[SPLIT_ID]
     return features, batch['label']
@@ -307,7 +310,6 @@ def read_splits(params: configs.TextDataConfig,
 
 def build_dataset(params: configs.TextDataConfig,
                   input_context: Optional[tf.distribute.InputContext] = None,
-                  preprocessor: Optional[tokenization.TextPreprocessor] = None,
                   swap_sentences: bool = False,
                   labels: Optional[tsv_reader.LabelSpec] = None) -> tf.data.Dataset:
   """The whole pipeline for one input pipeline (worker) of a distributed run.
@@ -316,7 +318,6 @@ def build_dataset(params: configs.TextDataConfig,
     params: the data config.
     input_context: from `distribute_datasets_from_function`; selects this pipeline's shard
       and the per-replica batch size. None: one pipeline, global batch.
-    preprocessor: a tokenizer + packer to reuse; built from `params` when None.
     swap_sentences: read every pair with its two sentences swapped (scoring both orders).
     labels: how labels are read (the Task passes its score range); default `label_spec`.
 
@@ -326,10 +327,9 @@ def build_dataset(params: configs.TextDataConfig,
     several splits), label int32 (classes) or float32 (scores) [batch].
   """
   params.validate('data')
-  if preprocessor is None:
-    preprocessor = tokenization.TextPreprocessor(
-        vocab_file=params.vocab_file, lower_case=params.lower_case,
-        seq_length=params.seq_length)
+  # Shared with the process's other pipelines of the same vocab and length (traced once).
+  preprocessor = tokenization.shared_preprocessor(
+      vocab_file=params.vocab_file, lower_case=params.lower_case, seq_length=params.seq_length)
   pairs = read_splits(params, labels or label_spec(params))
   if swap_sentences:
     pairs = pairs.map(_swapped)

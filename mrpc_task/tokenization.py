@@ -9,6 +9,9 @@ turn, so when a pair is too long both sentences keep a share (the shorter one ke
 pieces if it fits in half the budget) and `[CLS]`, both `[SEP]`s are always kept.
 """
 
+import functools
+from typing import Callable
+
 import tensorflow as tf
 from official.nlp.modeling import layers
 
@@ -45,6 +48,34 @@ class TextPreprocessor(tf.Module):
     """Strings [batch], one tensor per text (1 or 2) -> `input_word_ids`, `input_mask`,
     `input_type_ids`, int32 [batch, seq]; a second text gets segment id 1."""
     return self.packer([self.tokenize(text) for text in texts])
+
+  @functools.lru_cache(maxsize=None)
+  def traced(self, num_texts: int) -> Callable[..., dict]:
+    """`self(*texts)` as one `tf.function` for `num_texts` string vectors, traced once.
+
+    Tracing the tokenizer and packer takes 1-2 s (tensorflow-text's ragged checks); an input
+    pipeline that calls this instead of `self` inside its `map` reuses the trace, so every
+    pipeline of a process after the first starts at once.
+    """
+    return tf.function(self.__call__,
+                       input_signature=[tf.TensorSpec([None], tf.string)] * num_texts)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared(vocab_file: str, lower_case: bool, seq_length: int, stamp) -> TextPreprocessor:
+  del stamp  # Part of the key only: a vocab file rewritten in place gets a new preprocessor.
+  return TextPreprocessor(vocab_file=vocab_file, lower_case=lower_case, seq_length=seq_length)
+
+
+def shared_preprocessor(*, vocab_file: str, lower_case: bool,
+                        seq_length: int) -> TextPreprocessor:
+  """One `TextPreprocessor` per (vocab file as it is now, casing, length) in this process:
+  the input pipelines of a run (training, evaluation, each evaluated split) share its
+  tokenizer and its traced function (`traced`)."""
+  if not tf.io.gfile.exists(vocab_file):
+    raise FileNotFoundError(f'vocab_file={vocab_file!r} does not exist')
+  stat = tf.io.gfile.stat(vocab_file)
+  return _shared(vocab_file, lower_case, seq_length, (stat.length, stat.mtime_nsec))
 
 
 def count_vocab(vocab_file: str) -> int:
