@@ -81,10 +81,14 @@ def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
 
 
 def test_unknown_command_and_import(monkeypatch, capsys):
-  """A misspelt command prints usage, exit 2; a missing --import module is one line."""
+  """A misspelt command names the command it looks like and prints usage, exit 2; a word
+  like none of them gets no guess; a missing --import module is one line."""
   assert cli_main.main(['tfm', 'exprot']) == 2
   err = capsys.readouterr().err
-  assert "tfm: error: unknown command 'exprot'" in err and 'commands: train_experiment' in err
+  assert err.splitlines()[0] == "tfm: error: unknown command 'exprot'; did you mean export?"
+  assert 'commands: train_experiment' in err
+  assert cli_main.main(['tfm', 'fly']) == 2
+  assert capsys.readouterr().err.splitlines()[0] == "tfm: error: unknown command 'fly'"
   code = cli_main.main(['tfm', 'export', '--import=no_such_tasks'],
                        runner=lambda command, argv: None)
   assert code == 2
@@ -305,7 +309,8 @@ def test_help_and_argument_errors_answer_without_tensorflow():
   codes, imported = json.loads(result.stdout.strip().splitlines()[-1])
   assert (codes, imported) == ([0, 0, 2, 2, 2], False), result.stderr[-2000:]
   assert '--sort_chunk_size: With --trim_padding' in result.stdout  # export's own flags.
-  assert "tfm: error: unknown command 'trian'" in result.stderr
+  assert ("tfm: error: unknown command 'trian'; did you mean train_experiment?"
+          in result.stderr)
 
 
 def test_tensorflow_start_up_lines_are_off_unless_asked(monkeypatch):

@@ -22,6 +22,7 @@ needs in its main), and TensorFlow's C++ start-up lines (CUDA probing, CPU featu
 unless TF_CPP_MIN_LOG_LEVEL says otherwise.
 """
 
+import difflib
 import importlib
 import os
 import sys
@@ -164,6 +165,15 @@ def run_command(command: str, argv: List[str]):
   app.run(module.main, argv=[f'tfm {command}'] + argv, flags_parser=_flags_parser)
 
 
+def _closest_command(word: str) -> str:
+  """The command a misspelt `word` most likely meant ('' if none is close), also matching
+  the first part of a long name ('trian' -> train_experiment)."""
+  names = {name: name for name in COMMANDS}
+  names.update({name.split('_')[0]: name for name in COMMANDS})
+  close = difflib.get_close_matches(word, names, n=1)
+  return names[close[0]] if close else ''
+
+
 def main(argv: Optional[List[str]] = None,
          runner: Callable[[str, List[str]], None] = run_command) -> int:
   """Runs `tfm COMMAND ...`; returns the exit code (errors are printed, not raised)."""
@@ -180,7 +190,9 @@ def main(argv: Optional[List[str]] = None,
     return 0
   if command not in COMMANDS:
     if command and not command.startswith('-'):
-      print(f'tfm: error: unknown command {command!r}', file=sys.stderr)
+      hint = _closest_command(command)
+      hint = f'; did you mean {hint}?' if hint else ''
+      print(f'tfm: error: unknown command {command!r}{hint}', file=sys.stderr)
     print(_usage(), file=sys.stderr)
     return 2
   try:
