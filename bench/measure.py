@@ -1,6 +1,7 @@
 """Measuring a training or export run: wall time, peak memory, steady-state examples/s.
 
-Shared by benchmark.py (stock vs ours) and switches.py (one speed switch on vs off).
+Shared by benchmark.py (stock vs ours) and switches.py (one speed switch on vs off); the
+profiles (memory_profile.py, step_profile.py) take their trainer from `in_process_trainer`.
 """
 
 import os
@@ -47,3 +48,28 @@ def steady_examples_per_second(log_path):
   if len(rates) < 2:
     raise RuntimeError(f'{log_path}: too few training loops to measure')
   return statistics.median(rates[1:])
+
+
+def in_process_trainer(experiment: str, params_override: str = '', *, evaluate: bool = False,
+                       model_dir: str = ''):
+  """(params, Task, Model Garden Trainer) of a registered experiment in this process, set up
+  as `tfm train_experiment` sets them up (mixed precision policy, best-checkpoint exporter
+  when model_dir is given, pretrained encoder restored), for profiles that drive the trainer
+  a loop at a time."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from official.core import task_factory  # pylint: disable=g-import-not-at-top
+  from official.core import train_utils  # pylint: disable=g-import-not-at-top
+  from official.modeling import performance  # pylint: disable=g-import-not-at-top
+  import registry  # pylint: disable=g-import-not-at-top,unused-import
+  from mrpc_task import experiment_config  # pylint: disable=g-import-not-at-top
+  from mrpc_task import training  # pylint: disable=g-import-not-at-top
+  params = experiment_config.parse_experiment(experiment, params_override=params_override or None)
+  if params.runtime.mixed_precision_dtype:
+    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+  task = task_factory.get_task(params.task, logging_dir=model_dir or None)
+  exporter = (training.best_checkpoint_exporter(params, model_dir, tf.distribute.get_strategy())
+              if model_dir else None)
+  trainer = train_utils.create_trainer(params, task, train=True, evaluate=evaluate,
+                                       checkpoint_exporter=exporter)
+  trainer.initialize()  # The pretrained encoder, as Orbit's controller does on a new run.
+  return params, task, trainer

@@ -73,26 +73,16 @@ def main(_):
   sampler = Sampler()
   sampler.mark('python')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from official.core import task_factory  # pylint: disable=g-import-not-at-top
-  from official.core import train_utils  # pylint: disable=g-import-not-at-top
-  from official.modeling import performance  # pylint: disable=g-import-not-at-top
+  import official.core.train_utils  # pylint: disable=g-import-not-at-top,unused-import
   import registry  # pylint: disable=g-import-not-at-top,unused-import
-  from mrpc_task import experiment_config  # pylint: disable=g-import-not-at-top
   from mrpc_task import export  # pylint: disable=g-import-not-at-top
-  from mrpc_task import training  # pylint: disable=g-import-not-at-top
+  from mrpc_task import training  # pylint: disable=g-import-not-at-top,unused-import
+  import measure  # pylint: disable=g-import-not-at-top
   sampler.mark('imports (TensorFlow, Model Garden, mrpc_task)')
 
-  params = experiment_config.parse_experiment(FLAGS.experiment,
-                                              params_override=FLAGS.params_override or None)
-  if params.runtime.mixed_precision_dtype:
-    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
   model_dir = tempfile.mkdtemp(prefix='memory_profile_')
-  strategy = tf.distribute.get_strategy()
-  task = task_factory.get_task(params.task, logging_dir=model_dir)
-  trainer = train_utils.create_trainer(
-      params, task, train=True, evaluate=True,
-      checkpoint_exporter=training.best_checkpoint_exporter(params, model_dir, strategy))
-  trainer.initialize()  # The pretrained encoder, as Orbit's controller does on a new run.
+  params, task, trainer = measure.in_process_trainer(
+      FLAGS.experiment, FLAGS.params_override, evaluate=True, model_dir=model_dir)
   sampler.mark('Task, model, optimizer, encoder restored')
 
   trainer.train(tf.constant(1, tf.int32))

@@ -70,18 +70,8 @@ def op_times(logdir: str):
 
 def main(_):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from official.core import task_factory  # pylint: disable=g-import-not-at-top
-  from official.core import train_utils  # pylint: disable=g-import-not-at-top
-  from official.modeling import performance  # pylint: disable=g-import-not-at-top
-  import registry  # pylint: disable=g-import-not-at-top,unused-import
-  from mrpc_task import experiment_config  # pylint: disable=g-import-not-at-top
-  params = experiment_config.parse_experiment(FLAGS.experiment,
-                                              params_override=FLAGS.params_override or None)
-  if params.runtime.mixed_precision_dtype:
-    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-  task = task_factory.get_task(params.task)
-  trainer = train_utils.create_trainer(params, task, train=True, evaluate=False)
-  trainer.initialize()
+  import measure  # pylint: disable=g-import-not-at-top
+  params, _, trainer = measure.in_process_trainer(FLAGS.experiment, FLAGS.params_override)
   loop = params.trainer.steps_per_loop
   done = 0
   while done < FLAGS.warmup_steps:

@@ -216,8 +216,7 @@ def encode(examples: tf.data.Dataset,
   """Example dicts -> unbatched (features padded to seq_length, label); a split id, when the
   examples carry one, becomes the feature `split_id`."""
 
-  pack = preprocessor.traced(len([name for name in TEXT_KEYS
-                                   if name in examples.element_spec]))
+  pack = preprocessor.traced(len(_texts(examples.element_spec)))
 
   def encode_batch(batch):
     features = pack(*_texts(batch))
