@@ -43,3 +43,18 @@ def test_exact_gelu_resolves_by_registered_name_inside_a_function():
 
   _, want = _value_and_gradient(lambda t: tf.nn.gelu(t, approximate=False) * 2.0, x)
   np.testing.assert_allclose(gradient(x).numpy(), want, rtol=1e-6)
+
+
+def test_bfloat16_input_is_computed_in_float32_and_rounded_once():
+  """A bfloat16 input gives float32 GELU rounded to bfloat16 (not four bfloat16 roundings),
+  keeps its type, and its gradient stays the fused kernel's."""
+  x32 = tf.constant(np.linspace(-6.0, 6.0, 2001, dtype=np.float32))
+  x = tf.cast(x32, tf.bfloat16)
+  value, gradient = _value_and_gradient(activations.exact_gelu, x)
+  assert value.dtype == tf.bfloat16.as_numpy_dtype
+  want = tf.cast(tf.nn.gelu(tf.cast(x, tf.float32), approximate=False), tf.bfloat16)
+  np.testing.assert_array_equal(value, want.numpy())
+  rounded_each_step = tf.nn.gelu(x, approximate=False).numpy()
+  assert (value != rounded_each_step).any()  # The two really differ in bfloat16.
+  fused = activations._gelu_gradient(x, tf.ones_like(x) * 0.5)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(gradient, fused.numpy())
