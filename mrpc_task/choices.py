@@ -12,3 +12,5 @@ SOUP_METHODS = ('uniform', 'greedy')
 SEED_KEYS = ('task.seed', 'task.train_data.seed')
 # What `tfm predict` writes (predict.py).
 PREDICT_FORMATS = ('rows', 'glue')
+# The weights' type in an export (export.serving_dtype): 'auto' is the type the run computed in.
+SERVING_DTYPES = ('auto', 'float32', 'bfloat16')

@@ -11,7 +11,7 @@ as the training files spell them, metrics) is saved beside it in `assets.extra/t
 import dataclasses
 import json
 import os
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -20,6 +20,7 @@ from official.core import export_base
 from mrpc_task import choices
 from mrpc_task import configs
 from mrpc_task import modeling
+from mrpc_task import serving_dtype as dtypes
 from mrpc_task import tokenization
 from mrpc_task.checkpoints import pretrained
 
@@ -228,7 +229,9 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
                  members: Sequence[Tuple[tf_keras.Model, str]] = (),
                  average_orders: bool = False,
                  checkpoint_key: str = 'checkpoint',
-                 members_key: str = 'members') -> str:
+                 members_key: str = 'members',
+                 serving_dtype: str = dtypes.FLOAT32,
+                 build_model: Optional[Callable[[], tf_keras.Model]] = None) -> str:
   """Writes the SavedModel to `export_dir` (not timestamped) and returns that path.
 
   Args:
@@ -243,6 +246,9 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
       averages their outputs with `model`'s (see TextServingModule).
     average_orders: average each pair's outputs over both sentence orders.
     checkpoint_key, members_key: how errors name the checkpoint and the members.
+    serving_dtype: 'float32', or 'bfloat16' to store the weights (after reading them) as
+      bfloat16 (`serving_dtype.recast`); needs `build_model`.
+    build_model: builds another model like `model` (`task.build_model`).
 
   Raises:
     See `restore_classifier`; configs.ConfigError for average_orders on a task whose
@@ -252,9 +258,12 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
     restore_classifier(model, checkpoint_path, key=checkpoint_key, model_name=model_name)
   for member, member_checkpoint in members:
     restore_classifier(member, member_checkpoint, key=members_key, model_name=model_name)
+  if serving_dtype != dtypes.FLOAT32 and build_model is None:
+    raise ValueError(f'serving_dtype={serving_dtype!r} needs build_model')
+  model, *others = [dtypes.recast(m, build_model, serving_dtype)
+                    for m in [model] + [member for member, _ in members]]
   module = TextServingModule(params, model, trim_padding=trim_padding,
-                             sort_chunk_size=sort_chunk_size,
-                             members=[member for member, _ in members],
+                             sort_chunk_size=sort_chunk_size, members=others,
                              average_orders=average_orders)
   path = export_base.export(
       module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=None,
@@ -327,8 +336,8 @@ def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = N
                members: Sequence[str] = (), average_orders: bool = False,
                config_files: Sequence[str] = (), params_override: Optional[str] = None,
                trim_padding: bool = True, sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE,
-               overwrite: bool = False, known: Sequence[str] = (),
-               labels: Optional[Mapping[str, str]] = None) -> Tuple[str, List[str]]:
+               serving_dtype: str = 'auto', overwrite: bool = False, known: Sequence[str] = (),
+               labels: Optional[Mapping[str, str]] = None) -> Tuple[str, List[str], str]:
   """Exports a training run (and its ensemble members) as `tfm export` does.
 
   The config is the one the run trained with (registered defaults <- params.yaml <- files
@@ -345,12 +354,14 @@ def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = N
     average_orders: also average over both sentence orders.
     config_files, params_override: applied over params.yaml, as when training.
     trim_padding, sort_chunk_size: see `TextServingModule`.
+    serving_dtype: the weights' type: 'float32', 'bfloat16', or 'auto', the type the run
+      computed in (`serving_dtype.resolve`).
     overwrite: replace an existing export_dir whole.
     known: registered experiment names (for "did you mean").
     labels: how messages name model_dir, export_dir, checkpoint_path and members.
 
   Returns:
-    (the checkpoint exported, the members' checkpoints).
+    (the checkpoint exported, the members' checkpoints, the weights' type).
   """
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
   from mrpc_task import runs  # pylint: disable=g-import-not-at-top
@@ -370,6 +381,7 @@ def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = N
                     labels=label)
   experiment, params, checkpoint, member_paths = (run.experiment, run.params, run.checkpoint,
                                                   run.members)
+  dtype = dtypes.resolve(serving_dtype, params.runtime.mixed_precision_dtype)
   task = task_factory.get_task(params.task, logging_dir=model_dir)
   with safe_output.atomic_folder(export_dir, label=label['export_dir'],
                                  overwrite=overwrite) as folder:
@@ -379,5 +391,6 @@ def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = N
                             f'{model_dir}/{runs.PARAMS_FILE}',
                  members=[(task.build_model(), path) for path in member_paths],
                  average_orders=average_orders, checkpoint_key=label['checkpoint_path'],
-                 members_key=label['members'])
-  return checkpoint, member_paths
+                 members_key=label['members'], serving_dtype=dtype,
+                 build_model=task.build_model)
+  return checkpoint, member_paths, dtype

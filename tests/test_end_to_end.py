@@ -94,6 +94,21 @@ def test_saved_model_cli_runs_the_export(exported):
   assert 'Result for output key logits' in result.stdout
 
 
+def test_export_of_a_bfloat16_run_stores_bfloat16_weights(trained, tmp_path):
+  """--serving_dtype=auto follows runtime.mixed_precision_dtype: a bfloat16 run (here the
+  override says so) exports bfloat16 weights, says so, and serves float32 outputs."""
+  out = str(tmp_path / 'bf16')
+  result = _run([TFM, 'export', f'--model_dir={trained}', f'--export_dir={out}',
+                 '--params_override=runtime.mixed_precision_dtype=bfloat16'])
+  assert result.stdout.strip().endswith(f'to {out} (bfloat16 weights)')
+  loaded = tf.saved_model.load(out)
+  kinds = {v.dtype.name for v in loaded.model_variables[0]}
+  assert kinds == {'bfloat16', 'float32'}  # Layer norms stay float32.
+  logits = loaded.signatures['serving_default'](
+      sentence1=tf.constant(['the cat sat']), sentence2=tf.constant(['a cat sat']))['logits']
+  assert logits.dtype == tf.float32 and logits.shape == (1, 2)
+
+
 def test_convert_checkpoint_cli_prints_usable_config(tmp_path):
   """`tfm convert_checkpoint --from=hf` writes the encoder, config and vocab, and says how to use them."""
   from registry import experiments  # pylint: disable=g-import-not-at-top

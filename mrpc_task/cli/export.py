@@ -6,6 +6,8 @@ The config is the one the run trained with (registered defaults <- `MODEL_DIR/pa
 --overwrite (`mrpc_task.export.export_run`).
 """
 
+import sys
+
 from absl import flags
 
 from mrpc_task import choices
@@ -44,18 +46,30 @@ def define_flags():
                        'With --trim_padding, run each request sorted by length in chunks of '
                        'this many examples, each padded to its own longest (0: one batch).',
                        lower_bound=0)
+  flags.DEFINE_enum('serving_dtype', 'auto', list(choices.SERVING_DTYPES),
+                    'The type the export stores its weights in. auto: bfloat16 when the run '
+                    'trained with runtime.mixed_precision_dtype bfloat16 (the export then '
+                    'computes what its evaluation computed, faster on CPUs with AMX or '
+                    'AVX512_BF16), else float32.')
   flags.mark_flags_as_required(['model_dir', 'export_dir'])
 
 
 def main(_):
   import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import export  # pylint: disable=g-import-not-at-top
-  checkpoint, members = export.export_run(
+  from mrpc_task import serving_dtype  # pylint: disable=g-import-not-at-top
+  checkpoint, members, dtype = export.export_run(
       FLAGS.model_dir, FLAGS.export_dir, experiment=FLAGS.experiment,
       checkpoint_path=FLAGS.checkpoint_path, pick=FLAGS.pick, members=FLAGS.members,
       average_orders=FLAGS.average_orders, config_files=FLAGS.config_file or (),
       params_override=FLAGS.params_override, trim_padding=FLAGS.trim_padding,
-      sort_chunk_size=FLAGS.sort_chunk_size, overwrite=FLAGS.overwrite,
+      sort_chunk_size=FLAGS.sort_chunk_size, serving_dtype=FLAGS.serving_dtype,
+      overwrite=FLAGS.overwrite,
       known=cli_main.registered(), labels=LABELS)
   orders = ', both sentence orders averaged' if FLAGS.average_orders else ''
-  print(f'Exported {" + ".join([checkpoint] + members)}{orders} to {FLAGS.export_dir}')
+  print(f'Exported {" + ".join([checkpoint] + members)}{orders} to {FLAGS.export_dir} '
+        f'({dtype} weights)')
+  if dtype == serving_dtype.BFLOAT16 and serving_dtype.cpu_has_fast_bfloat16() is False:
+    print('tfm export: note: this CPU has neither AVX512_BF16 nor AMX, so it serves bfloat16 '
+          'weights slower than float32 ones; --serving_dtype=float32 exports those',
+          file=sys.stderr)
