@@ -23,6 +23,8 @@ import time
 from absl import app
 from absl import flags
 
+import measure  # Before TensorFlow: it sets how TensorFlow loads Keras.
+
 flags.DEFINE_string('experiment', 'bert_mrpc_minilm', 'Registered experiment to profile.')
 flags.DEFINE_float('epochs', 1.0, 'Training epochs to run (the main job runs 3).')
 flags.DEFINE_string('params_override', '', 'Applied to the experiment, as tfm takes it.')
@@ -77,7 +79,6 @@ def main(_):
   import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import export  # pylint: disable=g-import-not-at-top
   from mrpc_task import training  # pylint: disable=g-import-not-at-top,unused-import
-  import measure  # pylint: disable=g-import-not-at-top
   sampler.mark('imports (TensorFlow, Model Garden, mrpc_task)')
 
   model_dir = tempfile.mkdtemp(prefix='memory_profile_')

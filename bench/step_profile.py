@@ -17,6 +17,8 @@ import time
 from absl import app
 from absl import flags
 
+import measure  # Before TensorFlow: it sets how TensorFlow loads Keras.
+
 flags.DEFINE_string('experiment', 'bert_mrpc_minilm', 'Registered experiment to profile.')
 flags.DEFINE_integer('warmup_steps', 114, 'Steps before profiling (one MRPC epoch: every '
                      'bucket length traced).')
@@ -70,7 +72,6 @@ def op_times(logdir: str):
 
 def main(_):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import measure  # pylint: disable=g-import-not-at-top
   params, _, trainer = measure.in_process_trainer(FLAGS.experiment, FLAGS.params_override)
   loop = params.trainer.steps_per_loop
   done = 0

@@ -313,12 +313,35 @@ def test_help_and_argument_errors_answer_without_tensorflow():
           in result.stderr)
 
 
-def test_tensorflow_start_up_lines_are_off_unless_asked(monkeypatch):
-  """tfm sets TF_CPP_MIN_LOG_LEVEL=3 (no CUDA-probe ERROR above its own lines) unless the
-  user set it."""
-  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+@pytest.mark.parametrize('variable, default', [('TF_CPP_MIN_LOG_LEVEL', '3'),
+                                               ('TF_USE_LEGACY_KERAS', '1')])
+def test_tensorflow_start_up_settings_apply_unless_set(monkeypatch, variable, default):
+  """tfm sets TF_CPP_MIN_LOG_LEVEL=3 (no CUDA-probe ERROR above its own lines) and
+  TF_USE_LEGACY_KERAS=1 (no Keras 3 loaded beside tf_keras) unless the user set them."""
+  monkeypatch.delenv(variable, raising=False)
   cli_main.main(['tfm', 'export'], runner=lambda command, argv: None)
-  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '3'
-  monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '0')
+  assert os.environ[variable] == default
+  monkeypatch.setenv(variable, '0')
   cli_main.main(['tfm', 'export'], runner=lambda command, argv: None)
-  assert os.environ['TF_CPP_MIN_LOG_LEVEL'] == '0'
+  assert os.environ[variable] == '0'
+
+
+def test_model_garden_experiments_are_registered_only_for_their_runs():
+  """A run of this package's experiment leaves Model Garden's vision models and Keras 3 out
+  of the process; bert/sentence_prediction is still found when asked for."""
+  script = (
+      'import json, os, sys\n'
+      'os.environ["TF_USE_LEGACY_KERAS"] = "1"\n'
+      'import registry\n'
+      'from official.core import exp_factory\n'
+      'from mrpc_task.cli import train\n'
+      'train.register_model_garden_experiments("bert_mrpc_minilm")\n'
+      'ours = sorted(m for m in ("official.vision", "keras", "sklearn") if m in sys.modules)\n'
+      'train.register_model_garden_experiments("bert/sentence_prediction")\n'
+      'task = type(exp_factory.get_exp_config("bert/sentence_prediction").task).__name__\n'
+      'print(json.dumps([ours, "official.vision" in sys.modules, task]))\n')
+  result = subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, env=child_env(),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+      [], True, 'SentencePredictionConfig'], result.stderr[-2000:]
