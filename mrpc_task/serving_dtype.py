@@ -71,18 +71,20 @@ def recast(model: tf_keras.Model, build_model: Callable[[], tf_keras.Model],
   keep their values exactly).
 
   A checkpoint cannot be read into variables of another type, so the float32 model reads it
-  and this copies; the two models are built by the same code, so their variables come in the
-  same order.
+  and this copies, variable by variable: the two models are built by the same code, so their
+  variables come in the same order with the same names and shapes (checked).
   """
   if dtype == FLOAT32:
     return model
   with keras_policy(dtype):
     copy = build_model()
   sources, targets = model.variables, copy.variables
-  shapes = [(v.shape.as_list(), w.shape.as_list()) for v, w in zip(sources, targets)]
-  if len(sources) != len(targets) or any(a != b for a, b in shapes):
+  mismatched = [(v.name, w.name) for v, w in zip(sources, targets)
+                if v.name != w.name or v.shape != w.shape]
+  if len(sources) != len(targets) or mismatched:
     raise ValueError(f'the {dtype} model does not have the float32 model\'s variables '
-                     f'({len(targets)} against {len(sources)})')
+                     f'({len(targets)} against {len(sources)}; first difference: '
+                     f'{mismatched[:1]})')
   for source, target in zip(sources, targets):
     target.assign(tf.cast(source, target.dtype))
   return copy

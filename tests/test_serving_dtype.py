@@ -9,7 +9,7 @@ from official.core import task_factory
 from mrpc_task import configs
 from mrpc_task import export
 from mrpc_task import serving_dtype
-from tests.conftest import FIXTURE_MRPC, read_mrpc, tiny_experiment
+from tests.conftest import FIXTURE_MRPC, read_mrpc, tiny_encoder, tiny_experiment
 
 
 @pytest.mark.parametrize('requested, trained, expected', [
@@ -106,3 +106,15 @@ def test_bfloat16_export_needs_a_builder(trained_like, tmp_path):
     export.export_model(params.task, model, str(tmp_path / 'export'),
                         serving_dtype='bfloat16')
 
+
+
+@pytest.mark.parametrize('bert', [{'num_layers': 3}, {'intermediate_size': 48}])
+def test_recast_refuses_a_builder_of_another_model(trained_like, bert):
+  """A copy whose variables do not line up (more of them, or other shapes) is refused, not
+  filled."""
+  _, _, model, _ = trained_like
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    other = tiny_experiment(monkeypatch, seq_length=48, encoder=tiny_encoder(**bert))
+  other_task = task_factory.get_task(other.task)
+  with pytest.raises(ValueError, match='does not have the float32 model'):
+    serving_dtype.recast(model, other_task.build_model, 'bfloat16')
