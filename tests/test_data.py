@@ -181,6 +181,16 @@ def test_trimmed_batches_keep_order_and_every_token():
     np.testing.assert_array_equal(cut['input_word_ids'], full['input_word_ids'][:, :longest])
 
 
+def test_pipelines_run_without_the_autotuner_and_stay_deterministic():
+  """Training and evaluation pipelines leave tf.data's autotuner off (deleting an iterator
+  otherwise waits for its next wake-up, up to 60 s once it has run a while) and keep their
+  order fixed."""
+  for is_training in (True, False):
+    options = data.build_dataset(_data_config(is_training=is_training)).options()
+    assert options.autotune.enabled is False
+    assert options.deterministic is True
+
+
 def test_shards_partition_the_data():
   """Two input pipelines read disjoint shards that together hold every example once."""
   params = _data_config()
