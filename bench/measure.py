@@ -11,9 +11,10 @@ import subprocess
 import sys
 import time
 
-# As tfm sets it (mrpc_task/cli/main.py), for the profiles that import TensorFlow in this
-# process: tf.keras is tf_keras, and Keras 3 (with scikit-learn, pandas...) is not loaded.
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+from mrpc_task.cli import main as cli_main
+
+# The profiles import TensorFlow in this process: it starts as in tfm (tf_keras only).
+cli_main.set_tensorflow_defaults()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 # Our progress lines (printed for any experiment run through `tfm train_experiment`) give

@@ -175,16 +175,22 @@ def _closest_command(word: str) -> str:
   return names[close[0]] if close else ''
 
 
-def main(argv: Optional[List[str]] = None,
-         runner: Callable[[str, List[str]], None] = run_command) -> int:
-  """Runs `tfm COMMAND ...`; returns the exit code (errors are printed, not raised)."""
+def set_tensorflow_defaults():
+  """How TensorFlow starts in a tfm process (and in the profiles that import it themselves),
+  before it is imported; each variable set by you wins."""
   # TensorFlow's C++ lines (CUDA probing on a machine without a GPU reads as an ERROR) are
-  # start-up noise above the command's own output; TF_CPP_MIN_LOG_LEVEL set by you wins.
+  # start-up noise above the command's own output.
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
   # Model Garden builds on tf_keras (Keras 2); without this `import tensorflow` also loads
   # Keras 3, which pulls scikit-learn, pandas, OpenCV and matplotlib: 83 MB of memory and
-  # 1.5 s of every command's start-up, for nothing Model Garden uses. Set by you, it wins.
+  # 1.5 s of every command's start-up, for nothing Model Garden uses.
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+
+def main(argv: Optional[List[str]] = None,
+         runner: Callable[[str, List[str]], None] = run_command) -> int:
+  """Runs `tfm COMMAND ...`; returns the exit code (errors are printed, not raised)."""
+  set_tensorflow_defaults()
   argv = list(sys.argv if argv is None else argv)[1:]
   show_traceback = (TRACEBACK_FLAG in argv or
                     os.environ.get(TRACEBACK_ENV, '').lower() in ('1', 'true', 'yes'))
