@@ -1,4 +1,4 @@
-"""Every private Keras API mrpc_task uses, in one place, each with why.
+"""Every private Keras, Model Garden and TensorFlow API mrpc_task uses, in one place, each with why.
 
 Model Garden's optimizers are legacy Keras optimizers, and two features need to reach inside
 them, on one optimizer instance at a time (the class is never touched); a third reaches into
@@ -16,14 +16,28 @@ the dropout layers Model Garden's encoders build:
   `call` (no state of its own: the instance's attributes, set by Dropout's constructor, are
   all it reads).
 
+One feature reads private attributes of Model Garden's `TransformerEncoderBlock`, which has
+no public accessors for its sublayers or structural options:
+- serving layers (`serving_layers.py`): an export runs each post-norm block's feed-forward
+  layers as a 2-D `MatMul` + `BiasAdd` + GELU, which oneDNN fuses into one kernel; it calls
+  the block's own sublayers in the order Model Garden's `call` does, and needs to know the
+  block's form to run Model Garden's `call` for any other.
+
+And one TensorFlow function has no public counterpart in TensorFlow 2:
+- frozen weights (`export._FrozenForward`): `convert_variables_to_constants_v2` (what the
+  TFLite converter uses) makes a traced function's variables constants, which oneDNN's
+  kernels keep in their own layout between calls.
+
 tests/test_keras_private.py checks each API below for what this module relies on, so an
 upgrade of tf-keras that changes one fails there, by name, instead of silently training
 every layer at the same rate or taking another path.
 """
 
-from typing import Callable, Dict, Tuple
+import dataclasses
+from typing import Callable, Dict, Optional, Tuple
 
 import tf_keras
+from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
 LegacyOptimizer = tf_keras.optimizers.legacy.Optimizer
 ApplyDense = Callable[..., object]  # (grad, var, apply_state=None) -> update op
@@ -83,3 +97,48 @@ def recast_layer(layer: tf_keras.layers.Layer, subclass: type):
     raise TypeError(f'{subclass.__name__} must subclass {type(layer).__name__} without an '
                     '__init__ of its own')
   layer.__class__ = subclass
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockParts:
+  """The sublayers of a Model Garden `TransformerEncoderBlock`, in the order its post-norm
+  `call` runs them."""
+  attention: tf_keras.layers.Layer
+  attention_dropout: tf_keras.layers.Layer
+  attention_norm: tf_keras.layers.Layer
+  intermediate: tf_keras.layers.EinsumDense
+  activation: tf_keras.layers.Activation
+  inner_dropout: tf_keras.layers.Layer
+  output: tf_keras.layers.EinsumDense
+  output_dropout: tf_keras.layers.Layer
+  output_norm: tf_keras.layers.Layer
+
+
+# pylint: disable=protected-access
+def block_parts(block) -> BlockParts:
+  """The sublayers of `block` (a `TransformerEncoderBlock`)."""
+  return BlockParts(
+      attention=block._attention_layer, attention_dropout=block._attention_dropout,
+      attention_norm=block._attention_layer_norm, intermediate=block._intermediate_dense,
+      activation=block._intermediate_activation_layer, inner_dropout=block._inner_dropout_layer,
+      output=block._output_dense, output_dropout=block._output_dropout,
+      output_norm=block._output_layer_norm)
+
+
+def block_is_post_norm_self_attention(block) -> bool:
+  """Whether `block` is the original BERT form: layer norm after each residual add, the
+  query added back, biases, full-rank keys and values, no attention scores returned."""
+  return (not block._norm_first and block._use_query_residual and block._use_bias
+          and block._linformer_dim is None and not block._return_attention_scores)
+
+
+def block_output_range(block) -> Optional[int]:
+  """The `output_range` the block was built with (positions [0, n) of its output)."""
+  return block._output_range
+# pylint: enable=protected-access
+
+
+def frozen_function(function):
+  """The concrete `function` with every variable it reads replaced by a constant holding
+  the variable's current value."""
+  return convert_to_constants.convert_variables_to_constants_v2(function)

@@ -15,6 +15,9 @@ from typing import Callable
 import tensorflow as tf
 from official.nlp.modeling import layers
 
+# What `TextPreprocessor` returns and BERT models read: int32 [batch, seq] each.
+FEATURE_NAMES = ('input_word_ids', 'input_mask', 'input_type_ids')
+
 
 class TextPreprocessor(tf.Module):
   """Tokenizes and packs batches of one sentence, or of (sentence1, sentence2) pairs."""

@@ -133,6 +133,30 @@ TINY_CLI_OVERRIDE = {
 }
 
 
+def stored_weights(export_dir: str) -> dict:
+  """{dtype name: elements} of the weights an export stores: its variables, or the
+  constants of its graph's functions when its weights are frozen into them."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  saved = saved_model_pb2.SavedModel()
+  with open(os.path.join(export_dir, 'saved_model.pb'), 'rb') as f:
+    saved.ParseFromString(f.read())
+  sizes = {}
+  for function in saved.meta_graphs[0].graph_def.library.function:
+    for node in function.node_def:
+      tensor = node.attr['value'].tensor
+      if node.op == 'Const' and tensor.tensor_content:
+        name = tf.dtypes.as_dtype(tensor.dtype).name
+        elements = 1
+        for dim in tensor.tensor_shape.dim:
+          elements *= dim.size
+        sizes[name] = sizes.get(name, 0) + elements
+  for variables in getattr(tf.saved_model.load(export_dir), 'model_variables', []):
+    for variable in variables:
+      sizes[variable.dtype.name] = (sizes.get(variable.dtype.name, 0)
+                                    + variable.shape.num_elements())
+  return sizes
+
+
 def child_env(**extra):
   """The environment for a child process: no MRPC_DATA_DIR or TF_CONFIG, quiet TF, `extra`."""
   env = {k: v for k, v in os.environ.items()

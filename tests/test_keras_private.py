@@ -1,5 +1,6 @@
-"""Guards of every private Keras API in mrpc_task/keras_private.py: what layer decay, dense
-embedding updates and fast dropout rely on.
+"""Guards of every private Keras, Model Garden and TensorFlow API in mrpc_task/keras_private.py:
+what layer decay, dense embedding updates, fast dropout, serving layers and frozen exports
+rely on.
 
 When an upgrade of tf-keras or Model Garden changes one of them, the test named after it fails
 here, instead of layer decay silently training every layer at the head's rate.
@@ -120,3 +121,47 @@ def test_recast_layer_keeps_a_dropout_instance_whole_and_refuses_a_stateful_subc
     keras_private.recast_layer(tf_keras.layers.Dropout(0.1), Stateful)
   with pytest.raises(TypeError, match='must subclass'):
     keras_private.recast_layer(tf_keras.layers.Dense(1), fast_dropout.FastDropout)
+
+
+def test_block_parts_are_the_sublayers_model_gardens_call_runs():
+  """The private attributes of Model Garden's TransformerEncoderBlock that serving_layers
+  reads: each sublayer exists with the type it relies on, Model Garden's call reads each
+  one, and the structural flags tell a post-norm block from a pre-norm or linformer one."""
+  from official.nlp.modeling import layers as nlp_layers  # pylint: disable=g-import-not-at-top
+  block = nlp_layers.TransformerEncoderBlock(num_attention_heads=2, inner_dim=8,
+                                             inner_activation='relu', output_range=1)
+  block([tf.ones((1, 3, 4)), tf.ones((1, 3, 3))])
+  parts = keras_private.block_parts(block)
+  assert isinstance(parts.intermediate, tf_keras.layers.EinsumDense)
+  assert isinstance(parts.output, tf_keras.layers.EinsumDense)
+  assert isinstance(parts.activation, tf_keras.layers.Activation)
+  for norm in (parts.attention_norm, parts.output_norm):
+    assert isinstance(norm, tf_keras.layers.LayerNormalization)
+  source = inspect.getsource(nlp_layers.TransformerEncoderBlock.call)
+  for attribute in ('_attention_layer', '_attention_dropout', '_attention_layer_norm',
+                    '_intermediate_dense', '_intermediate_activation_layer',
+                    '_inner_dropout_layer', '_output_dense', '_output_dropout',
+                    '_output_layer_norm', '_norm_first', '_use_query_residual',
+                    '_linformer_dim', '_return_attention_scores', '_output_range'):
+    assert f'self.{attribute}' in source, attribute
+  assert keras_private.block_output_range(block) == 1
+  assert keras_private.block_is_post_norm_self_attention(block)
+  for other in (dict(norm_first=True), dict(linformer_dim=2), dict(use_bias=False),
+                dict(use_query_residual=False)):
+    variant = nlp_layers.TransformerEncoderBlock(num_attention_heads=2, inner_dim=8,
+                                                 inner_activation='relu', **other)
+    assert not keras_private.block_is_post_norm_self_attention(variant), other
+
+
+def test_frozen_function_reads_each_variable_once_and_keeps_no_variable():
+  """convert_variables_to_constants_v2: the frozen function answers as the traced one did
+  when frozen, captures nothing, and does not follow later assignments."""
+  variable = tf.Variable([[1.0, 2.0], [3.0, 4.0]])
+  traced = tf.function(lambda x: tf.matmul(x, variable)).get_concrete_function(
+      tf.TensorSpec([None, 2], tf.float32))
+  frozen = keras_private.frozen_function(traced)
+  assert not frozen.captured_inputs
+  x = tf.constant([[1.0, 1.0]])
+  np.testing.assert_array_equal(tf.nest.flatten(frozen(x))[0], [[4.0, 6.0]])
+  variable.assign(tf.zeros((2, 2)))
+  np.testing.assert_array_equal(tf.nest.flatten(frozen(x))[0], [[4.0, 6.0]])
