@@ -130,15 +130,17 @@ def measure_exports(model_dir):
   """Our export vs a tutorial-style one, from the same checkpoint (and ours with float32
   weights, to show what the bfloat16 ones bring).
 
-  The tutorial-style one pads to 128, runs every layer on every position (output_range null)
-  and keeps float32 weights, as the tutorial's classifier does; ours is `tfm export` as it is
-  (bfloat16 weights for this bfloat16 run).
+  The tutorial-style one pads to 128, runs every layer on every position (output_range null),
+  keeps float32 weights as variables and Model Garden's layers, as the tutorial's classifier
+  does; ours is `tfm export` as it is (bfloat16 weights for this bfloat16 run, fused serving
+  layers, weights frozen into the graph).
   """
   results = {}
   for name, flags_of_style in (
       ('ours', ['--trim_padding=true']),
       ('ours_float32', ['--trim_padding=true', '--serving_dtype=float32']),
       ('tutorial_style', ['--trim_padding=false', '--serving_dtype=float32',
+                          '--nooptimize_for_serving',
                           '--params_override=task.model.encoder.bert.output_range=null'])):
     export_dir = os.path.join(FLAGS.output_dir, f'export-{name}')
     measure.run_measured([f'{measure.BIN}/tfm', 'export', '--experiment=bert_mrpc_minilm',

@@ -6,6 +6,8 @@ misspelt flag answer at once); the library modules that use them import them fro
 
 # Examples per length-sorted chunk of a serving request (export.TextServingModule).
 DEFAULT_SORT_CHUNK_SIZE = 8
+# Exports pad each chunk to a multiple of this many tokens (`tfm export --pad_multiple`).
+DEFAULT_PAD_MULTIPLE = 8
 # How a weight soup is made (tuning/soup.py).
 SOUP_METHODS = ('uniform', 'greedy')
 # The config keys one seed of a sweep sets (tuning/sweep.py).

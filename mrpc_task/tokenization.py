@@ -87,8 +87,9 @@ def count_vocab(vocab_file: str) -> int:
     return sum(1 for _ in f)
 
 
-def trim_to_longest(features: dict) -> dict:
-  """Drops the padding columns every row of a packed batch shares.
+def trim_to_longest(features: dict, multiple: int = 1) -> dict:
+  """Drops the padding columns every row of a packed batch shares, keeping a width that is a
+  multiple of `multiple` (or the packed width).
 
   The encoder masks padding, so logits do not change; a batch of short pairs then costs only
   its own length. Keeps at least 3 columns, so an empty batch still has a valid shape.
@@ -96,5 +97,6 @@ def trim_to_longest(features: dict) -> dict:
   """
   lengths = tf.reduce_sum(tf.cast(features['input_mask'], tf.int32), axis=-1)
   longest = tf.maximum(tf.reduce_max(tf.concat([lengths, [3]], axis=0)), 3)
+  longest = (longest + multiple - 1) // multiple * multiple
   return {name: value[:, :longest] if value.shape.rank == 2 else value
           for name, value in features.items()}

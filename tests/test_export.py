@@ -48,9 +48,11 @@ def test_sorted_chunks_match_one_padded_batch_row_for_row(task_and_model):
   chunked = _logits(params, model, first, second, sort_chunk_size=3)
   whole = _logits(params, model, first, second, sort_chunk_size=0)
   padded = _logits(params, model, first, second, trim_padding=False)
+  exact = _logits(params, model, first, second, sort_chunk_size=3, pad_multiple=1)
   assert chunked.shape == (20, 2)
   np.testing.assert_allclose(chunked, whole, atol=1e-5)
   np.testing.assert_allclose(chunked, padded, atol=1e-5)
+  np.testing.assert_allclose(chunked, exact, atol=1e-5)
   # Each row is its own pair's answer, not a neighbour's.
   for i in (0, 7, 19):
     alone = _logits(params, model, first[i:i + 1], second[i:i + 1], sort_chunk_size=3)
@@ -69,10 +71,12 @@ def test_chunking_handles_empty_exact_and_partial_chunks(task_and_model, rows):
 
 
 def test_negative_chunk_size_fails_naming_it(task_and_model):
-  """sort_chunk_size < 0 is rejected with its name."""
+  """sort_chunk_size < 0 and pad_multiple < 1 are rejected with their names."""
   params, model = task_and_model
   with pytest.raises(ValueError, match='sort_chunk_size=-1'):
     export.TextServingModule(params.task, model, sort_chunk_size=-1)
+  with pytest.raises(ValueError, match='pad_multiple=0'):
+    export.TextServingModule(params.task, model, pad_multiple=0)
 
 
 def test_checkpoints_that_cannot_be_exported_are_named(task_and_model, tmp_path):

@@ -145,15 +145,16 @@ def test_the_served_forward_runs_fused_multiplies_without_einsum_or_erf():
 
 
 def test_a_frozen_export_serves_what_the_variables_held(tmp_path):
-  """freeze_weights: the SavedModel holds the weights as constants, not variables, and
-  serves the same logits as an export that keeps variables."""
+  """optimize_for_serving: the SavedModel holds the weights as constants, not variables,
+  and serves the same logits as a plain export (Model Garden's layers, variables) and as the
+  model in this process."""
   params, task, model = _tiny_model()
   checkpoint = tf.train.Checkpoint(model=model).write(str(tmp_path / 'ckpt'))
   dev = read_mrpc(f'{FIXTURE_MRPC}/dev.tsv')
   served = {}
   for freeze in (True, False):
     path = export.export_model(params.task, task.build_model(), str(tmp_path / f'{freeze}'),
-                               checkpoint, freeze_weights=freeze)
+                               checkpoint, optimize_for_serving=freeze)
     stored = stored_weights(path)
     assert stored['float32'] >= model.count_params()
     loaded = tf.saved_model.load(path)

@@ -59,3 +59,8 @@ def test_trim_to_longest_drops_shared_padding_only():
   assert trimmed['input_word_ids'].shape == (2, 9)
   np.testing.assert_array_equal(trimmed['input_word_ids'], out['input_word_ids'][:, :9])
   assert int(tf.reduce_sum(out['input_mask'][:, 9:])) == 0
+  # Rounded up to a multiple, never past the packed width.
+  assert tokenization.trim_to_longest(out, 4)['input_word_ids'].shape == (2, 12)
+  assert tokenization.trim_to_longest(out, 9)['input_word_ids'].shape == (2, 9)
+  assert tokenization.trim_to_longest(out, 10)['input_word_ids'].shape == (2, 10)
+  assert tokenization.trim_to_longest(out, 32)['input_word_ids'].shape == (2, 16)
