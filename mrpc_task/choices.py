@@ -8,6 +8,10 @@ misspelt flag answer at once); the library modules that use them import them fro
 DEFAULT_SORT_CHUNK_SIZE = 8
 # Exports pad each chunk to a multiple of this many tokens (`tfm export --pad_multiple`).
 DEFAULT_PAD_MULTIPLE = 8
+# Whether an export stores its weights as constants of its graph (export.export_model):
+# auto does for weights of at most FREEZE_AUTO_MAX_MIB.
+FREEZE_WEIGHTS = ('auto', 'true', 'false')
+FREEZE_AUTO_MAX_MIB = 64
 # How a weight soup is made (tuning/soup.py).
 SOUP_METHODS = ('uniform', 'greedy')
 # The config keys one seed of a sweep sets (tuning/sweep.py).

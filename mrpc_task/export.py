@@ -11,7 +11,7 @@ as the training files spell them, metrics) is saved beside it in `assets.extra/t
 import dataclasses
 import json
 import os
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -32,6 +32,8 @@ TASK_FILE = 'task.json'
 _OLD_CLASSES_FILE = 'classes.json'  # What exports made before task.json hold.
 DEFAULT_SORT_CHUNK_SIZE = choices.DEFAULT_SORT_CHUNK_SIZE
 DEFAULT_PAD_MULTIPLE = choices.DEFAULT_PAD_MULTIPLE
+# Protocol buffers stop at 2 GiB; a frozen graph holds its weights and more.
+_MAX_GRAPH_MIB = 1536
 PAIR_INPUTS = ('sentence1', 'sentence2')
 ONE_INPUT = ('sentence',)
 
@@ -143,7 +145,8 @@ class TextServingModule(export_base.ExportModule):
     self.input_names = text_inputs(params.num_texts)
     self.class_names = tf.constant(list(params.class_names) or [''])
     models = [model] + list(members)
-    if freeze_weights and not any(map(_holds_hub_layer, models)):
+    self.frozen = freeze_weights and not any(map(_holds_hub_layer, models))
+    if self.frozen:
       self._keras = _Untracked([_FrozenForward(m) for m in models])
     else:
       self._keras = _Untracked(models)
@@ -283,7 +286,7 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
                  members_key: str = 'members',
                  serving_dtype: str = dtypes.FLOAT32,
                  build_model: Optional[Callable[[], tf_keras.Model]] = None,
-                 optimize_for_serving: bool = True) -> str:
+                 fuse_layers: bool = True, freeze_weights: Optional[bool] = None) -> 'Exported':
   """Writes the SavedModel to `export_dir` (not timestamped) and returns that path.
 
   Args:
@@ -301,10 +304,16 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
     serving_dtype: 'float32', or 'bfloat16' to store the weights (after reading them) as
       bfloat16 (`serving_dtype.recast`); needs `build_model`.
     build_model: builds another model like `model` (`task.build_model`).
-    optimize_for_serving: give the models' layers their serving forms, in place
-      (`serving_layers`: the same values in oneDNN's fused kernels), and store the weights as
-      constants of the graph (`TextServingModule(freeze_weights=True)`); False exports Model
-      Garden's layers with the weights as the SavedModel's variables.
+    fuse_layers: give the models' layers their serving forms, in place (`serving_layers`:
+      the same values in the ops oneDNN fuses); False exports Model Garden's layers.
+    freeze_weights: store the weights as constants of the graph
+      (`TextServingModule(freeze_weights=True)`): one MRPC pair 25% faster, but a served
+      SavedModel then holds ~15 copies of its constants in resident memory (0.6-0.8 GB more
+      for MiniLM's 45 MB of bfloat16 weights; docs/PERFORMANCE.md). None: only for weights of
+      at most choices.FREEZE_AUTO_MAX_MIB MiB. False keeps them as the SavedModel's variables.
+
+  Returns:
+    Where the SavedModel is, and whether its weights were frozen into its graph.
 
   Raises:
     See `restore_classifier`; configs.ConfigError for average_orders on a task whose
@@ -318,19 +327,32 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
     raise ValueError(f'serving_dtype={serving_dtype!r} needs build_model')
   model, *others = [dtypes.recast(m, build_model, serving_dtype)
                     for m in [model] + [member for member, _ in members]]
-  if optimize_for_serving:
+  if fuse_layers:
     for served in [model, *others]:
       serving_layers.use_serving_layers(served)
+  mebibytes = sum(v.shape.num_elements() * v.dtype.size
+                  for served in [model, *others] for v in served.variables) / 2**20
+  if freeze_weights is None:
+    freeze_weights = mebibytes <= choices.FREEZE_AUTO_MAX_MIB
+  if freeze_weights and mebibytes > _MAX_GRAPH_MIB:
+    raise configs.ConfigError(
+        f'freeze_weights: the weights take {mebibytes:.0f} MiB, more than a SavedModel graph '
+        f'can hold ({_MAX_GRAPH_MIB} MiB); export them as variables (--freeze_weights=false)')
   module = TextServingModule(params, model, trim_padding=trim_padding,
                              sort_chunk_size=sort_chunk_size, pad_multiple=pad_multiple,
-                             members=others,
-                             average_orders=average_orders,
-                             freeze_weights=optimize_for_serving)
+                             members=others, average_orders=average_orders,
+                             freeze_weights=freeze_weights)
   path = export_base.export(
       module, {'serve_text': SIGNATURE_KEY}, export_dir, checkpoint_path=None,
       timestamped=False)
   write_task_info(path, TaskInfo.of(params))
-  return path
+  return Exported(path, module.frozen)
+
+
+class Exported(NamedTuple):
+  """What `export_model` wrote."""
+  path: str
+  frozen: bool
 
 
 @dataclasses.dataclass
@@ -397,7 +419,8 @@ def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = N
                members: Sequence[str] = (), average_orders: bool = False,
                config_files: Sequence[str] = (), params_override: Optional[str] = None,
                trim_padding: bool = True, sort_chunk_size: int = DEFAULT_SORT_CHUNK_SIZE,
-               pad_multiple: int = DEFAULT_PAD_MULTIPLE, serving_dtype: str = 'auto', optimize_for_serving: bool = True,
+               pad_multiple: int = DEFAULT_PAD_MULTIPLE, serving_dtype: str = 'auto',
+               fuse_layers: bool = True, freeze_weights: str = 'auto',
                overwrite: bool = False, known: Sequence[str] = (),
                labels: Optional[Mapping[str, str]] = None) -> Tuple[str, List[str], str]:
   """Exports a training run (and its ensemble members) as `tfm export` does.
@@ -418,13 +441,15 @@ def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = N
     trim_padding, sort_chunk_size, pad_multiple: see `TextServingModule`.
     serving_dtype: the weights' type: 'float32', 'bfloat16', or 'auto', the type the run
       computed in (`serving_dtype.resolve`).
-    optimize_for_serving: see `export_model`.
+    fuse_layers: see `export_model`.
+    freeze_weights: 'true', 'false' or 'auto' (see `export_model`).
     overwrite: replace an existing export_dir whole.
     known: registered experiment names (for "did you mean").
     labels: how messages name model_dir, export_dir, checkpoint_path and members.
 
   Returns:
-    (the checkpoint exported, the members' checkpoints, the weights' type).
+    (the checkpoint exported, the members' checkpoints, the weights' type, whether they
+    were frozen into the graph).
   """
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
   from mrpc_task import runs  # pylint: disable=g-import-not-at-top
@@ -448,13 +473,14 @@ def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = N
   task = task_factory.get_task(params.task, logging_dir=model_dir)
   with safe_output.atomic_folder(export_dir, label=label['export_dir'],
                                  overwrite=overwrite) as folder:
-    export_model(params.task, task.build_model(), folder, checkpoint,
-                 trim_padding=trim_padding, sort_chunk_size=sort_chunk_size,
-                 pad_multiple=pad_multiple,
-                 model_name=f'the model of {experiment} as configured in '
-                            f'{model_dir}/{runs.PARAMS_FILE}',
-                 members=[(task.build_model(), path) for path in member_paths],
-                 average_orders=average_orders, checkpoint_key=label['checkpoint_path'],
-                 members_key=label['members'], serving_dtype=dtype,
-                 build_model=task.build_model, optimize_for_serving=optimize_for_serving)
-  return checkpoint, member_paths, dtype
+    exported = export_model(params.task, task.build_model(), folder, checkpoint,
+                            trim_padding=trim_padding, sort_chunk_size=sort_chunk_size,
+                            pad_multiple=pad_multiple,
+                            model_name=f'the model of {experiment} as configured in '
+                                       f'{model_dir}/{runs.PARAMS_FILE}',
+                            members=[(task.build_model(), path) for path in member_paths],
+                            average_orders=average_orders, checkpoint_key=label['checkpoint_path'],
+                            members_key=label['members'], serving_dtype=dtype,
+                            build_model=task.build_model, fuse_layers=fuse_layers,
+                            freeze_weights={'true': True, 'false': False}.get(freeze_weights))
+  return checkpoint, member_paths, dtype, exported.frozen

@@ -100,7 +100,7 @@ def test_export_of_a_bfloat16_run_stores_bfloat16_weights(trained, tmp_path):
   out = str(tmp_path / 'bf16')
   result = _run([TFM, 'export', f'--model_dir={trained}', f'--export_dir={out}',
                  '--params_override=runtime.mixed_precision_dtype=bfloat16'])
-  assert result.stdout.strip().endswith(f'to {out} (bfloat16 weights)')
+  assert result.stdout.strip().endswith(f'to {out} (bfloat16 weights, frozen into the graph)')
   stored = stored_weights(out)
   assert stored['bfloat16'] > 10 * stored['float32'] > 0  # Layer norms stay float32.
   loaded = tf.saved_model.load(out)

@@ -170,7 +170,7 @@ def test_exported_ensemble_equals_the_in_process_ensemble(task_and_model, tmp_pa
                                                 average_orders=True)
   expected = in_process.serve(first, second)
   fresh, fresh_member = _members(params, 2)
-  path = export.export_model(params.task, fresh, str(tmp_path / 'export'), paths[0],
+  path, _ = export.export_model(params.task, fresh, str(tmp_path / 'export'), paths[0],
                              members=[(fresh_member, paths[1])], average_orders=True)
   served = tf.saved_model.load(path).signatures[export.SIGNATURE_KEY](
       sentence1=first, sentence2=second)

@@ -51,7 +51,8 @@ def test_hub_encoder_computes_as_the_encoder_it_was_made_from(hub_module, monkey
   moved = [not np.array_equal(v.numpy(), old)
            for v, old in zip(hub_encoder.trainable_variables, before)]
   assert sum(moved) > len(moved) // 2
-  path = export.export_model(params.task, model, str(tmp_path / 'export'))
+  path, frozen = export.export_model(params.task, model, str(tmp_path / 'export'))
+  assert not frozen  # A TF Hub encoder's weights stay variables.
   serve = tf.saved_model.load(path).signatures['serving_default']
   from tests.conftest import read_mrpc, FIXTURE_MRPC  # pylint: disable=g-import-not-at-top
   dev = read_mrpc(f'{FIXTURE_MRPC}/dev.tsv')

@@ -78,7 +78,7 @@ def test_bfloat16_export_is_as_close_to_float32_as_the_runs_evaluation(trained_l
   policy (as Orbit evaluates a bfloat16 run) on the same pairs."""
   params, task, model, (first, second) = trained_like
   checkpoint = tf.train.Checkpoint(model=model).write(str(tmp_path / 'ckpt'))
-  path = export.export_model(params.task, task.build_model(), str(tmp_path / 'export'),
+  path, _ = export.export_model(params.task, task.build_model(), str(tmp_path / 'export'),
                              checkpoint, serving_dtype='bfloat16',
                              build_model=task.build_model)
   loaded = tf.saved_model.load(path)

@@ -145,23 +145,38 @@ def test_the_served_forward_runs_fused_multiplies_without_einsum_or_erf():
 
 
 def test_a_frozen_export_serves_what_the_variables_held(tmp_path):
-  """optimize_for_serving: the SavedModel holds the weights as constants, not variables,
-  and serves the same logits as a plain export (Model Garden's layers, variables) and as the
-  model in this process."""
+  """Frozen weights: the SavedModel holds them as constants, not variables, and serves the
+  same logits as a plain export (Model Garden's layers, variables) and as the model in this
+  process. Left to choose (None), the tiny model's few kilobytes are frozen."""
   params, task, model = _tiny_model()
   checkpoint = tf.train.Checkpoint(model=model).write(str(tmp_path / 'ckpt'))
   dev = read_mrpc(f'{FIXTURE_MRPC}/dev.tsv')
   served = {}
-  for freeze in (True, False):
-    path = export.export_model(params.task, task.build_model(), str(tmp_path / f'{freeze}'),
-                               checkpoint, optimize_for_serving=freeze)
+  for freeze in (None, False):
+    path, frozen = export.export_model(params.task, task.build_model(), str(tmp_path / f'{freeze}'),
+                                       checkpoint, fuse_layers=freeze is None,
+                                       freeze_weights=freeze)
+    assert frozen is (freeze is None)
     stored = stored_weights(path)
     assert stored['float32'] >= model.count_params()
     loaded = tf.saved_model.load(path)
-    assert hasattr(loaded, 'model_variables') is not freeze
-    served[freeze] = loaded.signatures[export.SIGNATURE_KEY](
+    assert hasattr(loaded, 'model_variables') is not frozen
+    served[frozen] = loaded.signatures[export.SIGNATURE_KEY](
         sentence1=tf.constant(dev.sentence1), sentence2=tf.constant(dev.sentence2))['logits']
   np.testing.assert_allclose(served[True], served[False], rtol=1e-5, atol=1e-5)
   module = export.TextServingModule(params.task, model)  # Held: serve() refers to it.
   in_process = module.serve(tf.constant(dev.sentence1), tf.constant(dev.sentence2))['logits']
   np.testing.assert_allclose(served[True], in_process, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_a_graph_cannot_hold_are_refused_by_name(tmp_path, monkeypatch):
+  """Freezing weights beyond what a SavedModel graph can hold fails naming the flag and the
+  way out, before anything is written; left to choose, such weights stay variables."""
+  params, task, model = _tiny_model()
+  monkeypatch.setattr(export, '_MAX_GRAPH_MIB', 0)
+  with pytest.raises(ValueError, match=r'freeze_weights: the weights take .* MiB.*--freeze_weights=false'):
+    export.export_model(params.task, model, str(tmp_path / 'big'), freeze_weights=True)
+  assert not (tmp_path / 'big').exists()
+  monkeypatch.setattr(export.choices, 'FREEZE_AUTO_MAX_MIB', 0)
+  _, frozen = export.export_model(params.task, task.build_model(), str(tmp_path / 'auto'))
+  assert not frozen
