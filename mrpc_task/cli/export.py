@@ -60,7 +60,7 @@ def define_flags():
                     'same outputs, faster. --nofuse_layers exports Model Garden\'s layers.')
   flags.DEFINE_enum('freeze_weights', 'auto', list(choices.FREEZE_WEIGHTS),
                     'Store the weights as constants of the graph, which oneDNN keeps in its '
-                    'own layout between requests: one MRPC pair 25% faster, batches 1.5x, but '
+                    'own layout between requests: one MRPC pair about 25% faster, but '
                     'about 15x the weights in resident memory when served (0.6-0.8 GB more '
                     'for MiniLM in bfloat16). auto: only for weights of at most '
                     f'{choices.FREEZE_AUTO_MAX_MIB} MiB.')
