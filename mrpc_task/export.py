@@ -63,8 +63,8 @@ class _FrozenForward:
   """A model's forward pass on packed features, its weights made constants of the graph.
 
   oneDNN keeps a constant weight matrix in the layout its kernels read (an AMX tile layout,
-  say) across calls, where a variable's values are re-laid out on every call: batches of 64
-  MRPC pairs run about 1.6x as fast (docs/PERFORMANCE.md). The SavedModel then holds the
+  say) across calls, where a variable's values are laid out again on every call: one MRPC
+  pair about 25% faster, batches of 64 about 1.5x (docs/PERFORMANCE.md). The SavedModel then holds the
   weights inside its graph instead of its variables/ folder.
   """
 
@@ -274,6 +274,12 @@ def restore_classifier(model: tf_keras.Model, checkpoint_path: str, *,
   return prefix
 
 
+class Exported(NamedTuple):
+  """What `export_model` wrote."""
+  path: str
+  frozen: bool
+
+
 def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
                  export_dir: str, checkpoint_path: Optional[str] = None,
                  trim_padding: bool = True,
@@ -286,8 +292,8 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
                  members_key: str = 'members',
                  serving_dtype: str = dtypes.FLOAT32,
                  build_model: Optional[Callable[[], tf_keras.Model]] = None,
-                 fuse_layers: bool = True, freeze_weights: Optional[bool] = None) -> 'Exported':
-  """Writes the SavedModel to `export_dir` (not timestamped) and returns that path.
+                 fuse_layers: bool = True, freeze_weights: Optional[bool] = None) -> Exported:
+  """Writes the SavedModel to `export_dir` (not timestamped).
 
   Args:
     params: the task config the model was trained with.
@@ -308,8 +314,8 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
       the same values in the ops oneDNN fuses); False exports Model Garden's layers.
     freeze_weights: store the weights as constants of the graph
       (`TextServingModule(freeze_weights=True)`): one MRPC pair 25% faster, but a served
-      SavedModel then holds ~15 copies of its constants in resident memory (0.6-0.8 GB more
-      for MiniLM's 45 MB of bfloat16 weights; docs/PERFORMANCE.md). None: only for weights of
+      SavedModel then holds about 18 copies of its constants in resident memory (0.6-0.8 GB
+      more for MiniLM's 45 MB of bfloat16 weights; docs/PERFORMANCE.md). None: only for weights of
       at most choices.FREEZE_AUTO_MAX_MIB MiB. False keeps them as the SavedModel's variables.
 
   Returns:
@@ -348,11 +354,6 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
   write_task_info(path, TaskInfo.of(params))
   return Exported(path, module.frozen)
 
-
-class Exported(NamedTuple):
-  """What `export_model` wrote."""
-  path: str
-  frozen: bool
 
 
 @dataclasses.dataclass
@@ -422,7 +423,7 @@ def export_run(model_dir: str, export_dir: str, *, experiment: Optional[str] = N
                pad_multiple: int = DEFAULT_PAD_MULTIPLE, serving_dtype: str = 'auto',
                fuse_layers: bool = True, freeze_weights: str = 'auto',
                overwrite: bool = False, known: Sequence[str] = (),
-               labels: Optional[Mapping[str, str]] = None) -> Tuple[str, List[str], str]:
+               labels: Optional[Mapping[str, str]] = None) -> Tuple[str, List[str], str, bool]:
   """Exports a training run (and its ensemble members) as `tfm export` does.
 
   The config is the one the run trained with (registered defaults <- params.yaml <- files

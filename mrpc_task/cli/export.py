@@ -61,7 +61,7 @@ def define_flags():
   flags.DEFINE_enum('freeze_weights', 'auto', list(choices.FREEZE_WEIGHTS),
                     'Store the weights as constants of the graph, which oneDNN keeps in its '
                     'own layout between requests: one MRPC pair about 25% faster, but '
-                    'about 15x the weights in resident memory when served (0.6-0.8 GB more '
+                    'about 18x the weights in resident memory when served (0.6-0.8 GB more '
                     'for MiniLM in bfloat16). auto: only for weights of at most '
                     f'{choices.FREEZE_AUTO_MAX_MIB} MiB.')
   flags.mark_flags_as_required(['model_dir', 'export_dir'])
