@@ -52,10 +52,3 @@ def _gelu_with_fused_gradient(x):
 def exact_gelu(x):
   """GELU with the exact Gaussian CDF: x * Phi(x)."""
   return _gelu_with_fused_gradient(x)
-
-
-def is_exact_gelu(activation) -> bool:
-  """Whether `activation` (a function or a name) is `exact_gelu`."""
-  if isinstance(activation, str):
-    return activation == EXACT_GELU
-  return activation is exact_gelu

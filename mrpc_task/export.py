@@ -64,8 +64,8 @@ class _FrozenForward:
 
   oneDNN keeps a constant weight matrix in the layout its kernels read (an AMX tile layout,
   say) across calls, where a variable's values are laid out again on every call: one MRPC
-  pair about 25% faster, batches of 64 about 1.5x (docs/PERFORMANCE.md). The SavedModel then holds the
-  weights inside its graph instead of its variables/ folder.
+  pair about 25% faster, batches of 64 about 1.5x (docs/PERFORMANCE.md). The SavedModel then
+  holds the weights inside its graph instead of its variables/ folder.
   """
 
   def __init__(self, model: tf_keras.Model):
@@ -315,8 +315,8 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
     freeze_weights: store the weights as constants of the graph
       (`TextServingModule(freeze_weights=True)`): one MRPC pair 25% faster, but a served
       SavedModel then holds about 18 copies of its constants in resident memory (0.6-0.8 GB
-      more for MiniLM's 45 MB of bfloat16 weights; docs/PERFORMANCE.md). None: only for weights of
-      at most choices.FREEZE_AUTO_MAX_MIB MiB. False keeps them as the SavedModel's variables.
+      more for MiniLM's 45 MB of bfloat16 weights; docs/PERFORMANCE.md). None: only for
+      weights of at most choices.FREEZE_AUTO_MAX_MIB MiB. False keeps them as variables.
 
   Returns:
     Where the SavedModel is, and whether its weights were frozen into its graph.

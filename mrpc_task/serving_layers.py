@@ -66,7 +66,7 @@ def _feed_forward(inputs: tf.Tensor, parts: keras_private.BlockParts) -> tf.Tens
   width = inputs.shape[-1]
   rows = tf.reshape(tf.cast(inputs, dtype), [-1, width])
   inner = _dense(rows, parts.intermediate, dtype)
-  if activations.is_exact_gelu(parts.activation.activation):
+  if parts.activation.activation is activations.exact_gelu:  # Keras resolved the name.
     inner = tf.nn.gelu(inner, approximate=False)  # Fused into the multiply above.
   else:
     inner = parts.activation(inner)

@@ -1,6 +1,7 @@
 """Shared fixtures: a 41-word vocab, a small MRPC-format folder, a tiny encoder config."""
 
 import atexit
+import collections
 import json
 import os
 import shutil
@@ -140,21 +141,17 @@ def stored_weights(export_dir: str) -> dict:
   saved = saved_model_pb2.SavedModel()
   with open(os.path.join(export_dir, 'saved_model.pb'), 'rb') as f:
     saved.ParseFromString(f.read())
-  sizes = {}
+  sizes = collections.Counter()
   for function in saved.meta_graphs[0].graph_def.library.function:
     for node in function.node_def:
       tensor = node.attr['value'].tensor
       if node.op == 'Const' and tensor.tensor_content:
-        name = tf.dtypes.as_dtype(tensor.dtype).name
-        elements = 1
-        for dim in tensor.tensor_shape.dim:
-          elements *= dim.size
-        sizes[name] = sizes.get(name, 0) + elements
+        sizes[tf.dtypes.as_dtype(tensor.dtype).name] += tf.TensorShape(
+            tensor.tensor_shape).num_elements()
   for variables in getattr(tf.saved_model.load(export_dir), 'model_variables', []):
     for variable in variables:
-      sizes[variable.dtype.name] = (sizes.get(variable.dtype.name, 0)
-                                    + variable.shape.num_elements())
-  return sizes
+      sizes[variable.dtype.name] += variable.shape.num_elements()
+  return dict(sizes)
 
 
 def child_env(**extra):

@@ -12,7 +12,8 @@ import yaml
 
 from mrpc_task import metrics
 from mrpc_task import tsv_reader
-from tests.conftest import read_mrpc, FIXTURE_MRPC, TFM, run_tfm as _run, scalars as _scalars, stored_weights
+from tests.conftest import (read_mrpc, FIXTURE_MRPC, TFM, run_tfm as _run, scalars as _scalars,
+                            stored_weights)
 
 def test_train_writes_params_checkpoints_and_summaries(trained):
   """params.yaml holds the overrides; ckpt-3/6 exist; eval summaries have accuracy and F1."""
