@@ -20,6 +20,10 @@ import tf_keras
 
 from mrpc_task import configs
 
+# Metrics are traced into every training and evaluation step; their code has no Python
+# control flow on tensors, and AutoGraph's conversion of it cost ~0.9 s per run.
+_not_converted = tf.autograph.experimental.do_not_convert
+
 CONFUSION_SCORES = ('accuracy', 'f1', 'precision', 'recall', 'matthews', configs.GLUE_SCORE)
 DEFAULT_METRICS = ('accuracy', 'f1')
 
@@ -168,6 +172,7 @@ class ConfusionScore(tf_keras.metrics.Metric):
         'confusion', shape=(num_classes, num_classes), initializer='zeros',
         dtype=tf.float32)  # float32: exact counts to 2**24, and TPUs lack float64.
 
+  @_not_converted
   def update_state(self, labels, logits, sample_weight=None):
     """Adds a batch: int labels [batch], logits [batch, num_classes]."""
     weights = _row_weights(labels, sample_weight)
@@ -178,6 +183,7 @@ class ConfusionScore(tf_keras.metrics.Metric):
         tf.maximum(labels, 0), predictions, num_classes=self.num_classes,
         weights=weights, dtype=tf.float32))
 
+  @_not_converted
   def result(self):
     return tf.cast(scores_from_confusion(self.confusion, self.positive_class_id,
                                          self.glue_metrics)[self.score], tf.float32)
@@ -209,6 +215,7 @@ class ConfusionCount(ConfusionScore):
     self.true_id = true_id
     self.predicted_id = predicted_id
 
+  @_not_converted
   def result(self):
     # Read the whole variable first: under mixed precision it is an AutoCastVariable, whose
     # slicing is not allowed in a distribution strategy's sync-on-read context.
@@ -229,6 +236,7 @@ class MeanCrossEntropy(tf_keras.metrics.Mean):
   Rows labelled < 0 (unlabeled) are ignored, as in `ConfusionScore`.
   """
 
+  @_not_converted
   def update_state(self, labels, logits, sample_weight=None):
     weights = _row_weights(labels, sample_weight)
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
@@ -241,6 +249,7 @@ class MeanSquaredError(tf_keras.metrics.Mean):
   """Squared error per example of a score task, averaged over every labeled example seen
   (summed across replicas, as `MeanCrossEntropy`); NaN labels (unlabeled) are ignored."""
 
+  @_not_converted
   def update_state(self, labels, outputs, sample_weight=None):
     weights = _row_weights(labels, sample_weight)
     labels = tf.reshape(tf.cast(labels, tf.float32), [-1])

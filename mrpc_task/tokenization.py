@@ -58,9 +58,10 @@ class TextPreprocessor(tf.Module):
 
     Tracing the tokenizer and packer takes 1-2 s (tensorflow-text's ragged checks); an input
     pipeline that calls this instead of `self` inside its `map` reuses the trace, so every
-    pipeline of a process after the first starts at once.
+    pipeline of a process after the first starts at once. No AutoGraph: the code has no
+    Python control flow on tensors, and converting Model Garden's layers tripled the trace.
     """
-    return tf.function(self.__call__,
+    return tf.function(self.__call__, autograph=False,
                        input_signature=[tf.TensorSpec([None], tf.string)] * num_texts)
 
 
