@@ -44,12 +44,15 @@ def text_inputs(num_texts: int) -> Tuple[str, ...]:
 
 
 class _Untracked:
-  """Holds Keras models out of the SavedModel's object graph (a plain object is not tracked):
-  saving a Keras model there lists and traces every layer for Keras' own reloading, most of
-  an export's time, while the signatures need only the variables (tracked as such)."""
+  """Holds Keras models and the tokenizer out of the SavedModel's object graph (a plain object
+  is not tracked): saving Keras layers there lists and traces each one for Keras' own
+  reloading, most of an export's time, while the signatures need only the variables (tracked
+  as such) and the tokenizer's model, a constant its graph captures."""
 
-  def __init__(self, models: Sequence[tf_keras.Model]):
+  def __init__(self, models: Sequence[Callable[..., tf.Tensor]],
+               preprocessor: tokenization.TextPreprocessor):
     self.models = list(models)
+    self.preprocessor = preprocessor
 
 
 def _holds_hub_layer(model: tf_keras.Model) -> bool:
@@ -88,8 +91,9 @@ class TextServingModule(export_base.ExportModule):
   One model returns its own outputs. Several models (an ensemble) or both sentence orders
   averaged return the mean probability (its logarithm as logits, so softmax(logits) is that
   mean) or the mean score: clients read the same outputs either way. The SavedModel holds
-  the models' variables and the tokenizer, not the Keras models themselves (see
-  `_Untracked`): it is loaded for its signatures, as TF Serving and `tfm predict` do.
+  the models' variables (or their frozen graph) and the tokenizer's model, not the Keras
+  layers themselves (see `_Untracked`): it is loaded for its signatures, as TF Serving and
+  `tfm predict` do.
   """
 
   def __init__(self, params: configs.TextTaskConfig, model: tf_keras.Model,
@@ -134,10 +138,7 @@ class TextServingModule(export_base.ExportModule):
     data = params.validation_data
     super().__init__(
         params, None,
-        inference_step=lambda features, model: model(features, training=False),
-        preprocessor=tokenization.TextPreprocessor(
-            vocab_file=data.vocab_file, lower_case=data.lower_case,
-            seq_length=data.seq_length))
+        inference_step=lambda features, model: model(features, training=False))
     self.trim_padding = trim_padding
     self.pad_multiple = pad_multiple
     self.sort_chunk_size = sort_chunk_size
@@ -148,16 +149,17 @@ class TextServingModule(export_base.ExportModule):
     models = [model] + list(members)
     self.frozen = freeze_weights and not any(map(_holds_hub_layer, models))
     if self.frozen:
-      self._keras = _Untracked([_FrozenForward(m) for m in models])
+      models = [_FrozenForward(m) for m in models]
     else:
-      self._keras = _Untracked(models)
       self.model_variables = [list(m.variables) for m in models]
+    self._untracked = _Untracked(models, tokenization.TextPreprocessor(
+        vocab_file=data.vocab_file, lower_case=data.lower_case, seq_length=data.seq_length))
     self.average_orders = average_orders
 
   @property
   def models(self) -> List[Callable[..., tf.Tensor]]:
     """The main model, then the ensemble's members (as `_FrozenForward`s if frozen)."""
-    return self._keras.models
+    return self._untracked.models
 
   def encode(self, *texts: tf.Tensor) -> Dict[str, tf.Tensor]:
     """The packed model inputs for a request, after checking its batches match."""
@@ -165,7 +167,7 @@ class TextServingModule(export_base.ExportModule):
       tf.debugging.assert_equal(
           tf.size(texts[0]), tf.size(text),
           message=f'{self.input_names[0]} and {name} must have the same number of elements')
-    features = self.preprocessor(*texts)
+    features = self._untracked.preprocessor(*texts)
     return (tokenization.trim_to_longest(features, self.pad_multiple) if self.trim_padding
             else features)
 
