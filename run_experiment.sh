@@ -36,7 +36,6 @@ if [ -n "${MRPC_DATA_DIR:-}" ]; then
   fi
   export MRPC_DATA_DIR=$(realpath "$MRPC_DATA_DIR")
 fi
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 # Two malloc arenas instead of glibc's 16 on 2 cores: the training process peaks ~20 MB lower
 # at the same speed (docs/PERFORMANCE.md, "Memory"); yours wins if set.
 export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
