@@ -47,6 +47,7 @@ class TextPreprocessor(tf.Module):
     """Strings [batch] -> word-piece ids, ragged [batch, words, pieces]."""
     return self.tokenizer(sentences)
 
+  @tf.autograph.experimental.do_not_convert  # See `traced`.
   def __call__(self, *texts: tf.Tensor) -> dict:
     """Strings [batch], one tensor per text (1 or 2) -> `input_word_ids`, `input_mask`,
     `input_type_ids`, int32 [batch, seq]; a second text gets segment id 1."""
@@ -58,10 +59,11 @@ class TextPreprocessor(tf.Module):
 
     Tracing the tokenizer and packer takes 1-2 s (tensorflow-text's ragged checks); an input
     pipeline that calls this instead of `self` inside its `map` reuses the trace, so every
-    pipeline of a process after the first starts at once. No AutoGraph: the code has no
-    Python control flow on tensors, and converting Model Garden's layers tripled the trace.
+    pipeline of a process after the first starts at once. `__call__` is never converted by
+    AutoGraph (here or inside an export's serving function): it has no Python control flow on
+    tensors, and converting Model Garden's tokenizer layers tripled the trace.
     """
-    return tf.function(self.__call__, autograph=False,
+    return tf.function(self.__call__,
                        input_signature=[tf.TensorSpec([None], tf.string)] * num_texts)
 
 

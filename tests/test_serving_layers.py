@@ -169,6 +169,39 @@ def test_a_frozen_export_serves_what_the_variables_held(tmp_path):
   np.testing.assert_allclose(served[True], in_process, rtol=1e-5, atol=1e-5)
 
 
+class _FlippedWhenUnpadded(tf_keras.Model):
+  """A model's logits, negated when no row of the batch is padded: Python control flow on a
+  tensor, which traces only through AutoGraph."""
+
+  def __init__(self, model):
+    super().__init__()
+    self.model = model
+
+  def call(self, features, training=False):
+    logits = self.model(features, training=training)
+    if tf.reduce_min(features['input_mask']) > 0:
+      return -logits
+    return logits
+
+
+def test_a_model_branching_on_tensors_is_frozen_through_autograph():
+  """Frozen serving traces Model Garden's models without AutoGraph (faster); a model whose
+  call branches on a tensor is traced with it, and serves each branch as its eager call."""
+  params, _, model = _tiny_model()
+  serving_layers.use_serving_layers(model)  # As exported (frozen, Keras' layer norm is not).
+  flipped = _FlippedWhenUnpadded(model)
+  module = export.TextServingModule(params.task, flipped, sort_chunk_size=0, pad_multiple=1,
+                                    freeze_weights=True)
+  assert module.frozen
+  dev = read_mrpc(f'{FIXTURE_MRPC}/dev.tsv')
+  for rows, sign in ((slice(None), 1), (slice(0, 1), -1)):  # Padded rows; one unpadded pair.
+    texts = tf.constant(dev.sentence1[rows]), tf.constant(dev.sentence2[rows])
+    features = module.encode(*texts)
+    served = module.serve(*texts)['logits']
+    np.testing.assert_allclose(served, sign * model(features, training=False),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_weights_a_graph_cannot_hold_are_refused_by_name(tmp_path, monkeypatch):
   """Freezing weights beyond what a SavedModel graph can hold fails naming the flag and the
   way out, before anything is written; left to choose, such weights stay variables."""
