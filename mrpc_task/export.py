@@ -1,7 +1,8 @@
 """A SavedModel that takes raw text (one sentence or a pair) and returns classes or a score.
 
-Tokenization is inside the graph (its vocab saved as an asset), so a client sends strings and
-needs nothing of this package; only `import tensorflow_text` before loading, for its ops.
+Tokenization is inside the graph (the tokenizer's model is a constant of it), so a client
+sends strings and needs nothing of this package; only `import tensorflow_text` before loading,
+for its ops.
 The signature follows the task: `sentence` for one-sentence tasks, `sentence1` and
 `sentence2` for pairs; classification returns `logits`, `probabilities`, `class_id` and
 `class`, a score task returns `score`. What the export answers (its inputs, classes, labels
@@ -80,7 +81,7 @@ class _FrozenForward:
 
     try:  # Model Garden's encoders need no AutoGraph; converting one costs ~0.7 s of an export.
       traced = tf.function(forward, autograph=False).get_concrete_function(specs)
-    except tf.errors.OperatorNotAllowedInGraphError:  # Python control flow on tensors.
+    except TypeError:  # Python control flow, len() or range() on tensors: AutoGraph's to do.
       traced = tf.function(forward).get_concrete_function(specs)
     self._outputs = traced.structured_outputs
     self._frozen = keras_private.frozen_function(traced)

@@ -188,7 +188,8 @@ def test_a_model_branching_on_tensors_is_frozen_through_autograph():
   """Frozen serving traces Model Garden's models without AutoGraph (faster); a model whose
   call branches on a tensor is traced with it, and serves each branch as its eager call."""
   params, _, model = _tiny_model()
-  serving_layers.use_serving_layers(model)  # As exported (frozen, Keras' layer norm is not).
+  # As export_model does: frozen, Keras' own layer norm would run as _MklLayerNorm (inexact).
+  serving_layers.use_serving_layers(model)
   flipped = _FlippedWhenUnpadded(model)
   module = export.TextServingModule(params.task, flipped, sort_chunk_size=0, pad_multiple=1,
                                     freeze_weights=True)
