@@ -364,7 +364,6 @@ def export_model(params: configs.TextTaskConfig, model: tf_keras.Model,
   return Exported(path, module.frozen)
 
 
-
 @dataclasses.dataclass
 class TaskInfo:
   """What an export answers, saved beside it, so `tfm predict` and `tfm glue_submission` read

@@ -70,7 +70,7 @@ def test_chunking_handles_empty_exact_and_partial_chunks(task_and_model, rows):
       out, _logits(params, model, first[:rows], second[:rows], sort_chunk_size=0), atol=1e-5)
 
 
-def test_negative_chunk_size_fails_naming_it(task_and_model):
+def test_bad_chunk_size_or_pad_multiple_fails_naming_it(task_and_model):
   """sort_chunk_size < 0 and pad_multiple < 1 are rejected with their names."""
   params, model = task_and_model
   with pytest.raises(ValueError, match='sort_chunk_size=-1'):
@@ -171,7 +171,7 @@ def test_exported_ensemble_equals_the_in_process_ensemble(task_and_model, tmp_pa
   expected = in_process.serve(first, second)
   fresh, fresh_member = _members(params, 2)
   path, _ = export.export_model(params.task, fresh, str(tmp_path / 'export'), paths[0],
-                             members=[(fresh_member, paths[1])], average_orders=True)
+                                members=[(fresh_member, paths[1])], average_orders=True)
   served = tf.saved_model.load(path).signatures[export.SIGNATURE_KEY](
       sentence1=first, sentence2=second)
   for name in ('logits', 'probabilities', 'class_id'):

@@ -79,8 +79,8 @@ def test_bfloat16_export_is_as_close_to_float32_as_the_runs_evaluation(trained_l
   params, task, model, (first, second) = trained_like
   checkpoint = tf.train.Checkpoint(model=model).write(str(tmp_path / 'ckpt'))
   path, _ = export.export_model(params.task, task.build_model(), str(tmp_path / 'export'),
-                             checkpoint, serving_dtype='bfloat16',
-                             build_model=task.build_model)
+                                checkpoint, serving_dtype='bfloat16',
+                                build_model=task.build_model)
   loaded = tf.saved_model.load(path)
   stored = stored_weights(path)
   norms = sum(v.shape.num_elements() for v in model.variables if 'norm' in v.name)

@@ -153,9 +153,9 @@ def test_a_frozen_export_serves_what_the_variables_held(tmp_path):
   dev = read_mrpc(f'{FIXTURE_MRPC}/dev.tsv')
   served = {}
   for freeze in (None, False):
-    path, frozen = export.export_model(params.task, task.build_model(), str(tmp_path / f'{freeze}'),
-                                       checkpoint, fuse_layers=freeze is None,
-                                       freeze_weights=freeze)
+    path, frozen = export.export_model(params.task, task.build_model(),
+                                       str(tmp_path / f'{freeze}'), checkpoint,
+                                       fuse_layers=freeze is None, freeze_weights=freeze)
     assert frozen is (freeze is None)
     stored = stored_weights(path)
     assert stored['float32'] >= model.count_params()
@@ -208,7 +208,8 @@ def test_weights_a_graph_cannot_hold_are_refused_by_name(tmp_path, monkeypatch):
   way out, before anything is written; left to choose, such weights stay variables."""
   params, task, model = _tiny_model()
   monkeypatch.setattr(export, '_MAX_GRAPH_MIB', 0)
-  with pytest.raises(ValueError, match=r'freeze_weights: the weights take .* MiB.*--freeze_weights=false'):
+  with pytest.raises(ValueError,
+                     match=r'freeze_weights: the weights take .* MiB.*--freeze_weights=false'):
     export.export_model(params.task, model, str(tmp_path / 'big'), freeze_weights=True)
   assert not (tmp_path / 'big').exists()
   monkeypatch.setattr(export.choices, 'FREEZE_AUTO_MAX_MIB', 0)
