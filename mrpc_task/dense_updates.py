@@ -31,7 +31,10 @@ def apply_sparse_as_dense(optimizer: keras_private.LegacyOptimizer
 
   # `apply_state` spelled out: Keras inspects this signature to decide whether to pass it.
   def apply_sparse_duplicate_indices(grad, var, indices, apply_state=None):
-    dense = tf.math.unsorted_segment_sum(grad, indices, num_segments=tf.shape(var)[0])
+    # The static row count: `tf.shape(var)` would read the variable, and a variable that
+    # sparse ops have gathered from is copied whole by every read (47 MB a step on MiniLM).
+    rows = var.shape[0] if var.shape[0] is not None else tf.shape(var)[0]
+    dense = tf.math.unsorted_segment_sum(grad, indices, num_segments=rows)
     # Looked up at each call: layer decay may have wrapped the dense apply meanwhile.
     apply_dense, _ = keras_private.apply_methods(inner)
     return apply_dense(dense, var, apply_state=apply_state)
