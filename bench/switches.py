@@ -38,6 +38,8 @@ SWITCHES = {
                  {'runtime': {'mixed_precision_dtype': ''}}),
     'fast_dropout': ({'task': {'model': {'fast_dropout': True}}},
                      {'task': {'model': {'fast_dropout': False}}}),
+    'xla_training_kernels': ({'task': {'model': {'xla_training_kernels': True}}},
+                             {'task': {'model': {'xla_training_kernels': False}}}),
     'dense_embedding_updates': ({'task': {'dense_embedding_updates': True}},
                                 {'task': {'dense_embedding_updates': False}}),
     'one_call_per_step': ({'trainer': {'train_tf_while_loop': False}},

@@ -24,7 +24,8 @@ PARAMS_FILE = 'params.yaml'
 _MAX_SHOWN = 3
 # Model keys that change how a model runs, not which variables it has: a run may be resumed
 # with other values.
-_HOW_IT_RUNS = ('dropout_rate', 'attention_dropout_rate', 'fast_dropout', 'output_range')
+_HOW_IT_RUNS = ('dropout_rate', 'attention_dropout_rate', 'fast_dropout', 'xla_training_kernels',
+                'output_range')
 
 
 class ModelDirError(errors.InputError):

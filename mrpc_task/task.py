@@ -18,7 +18,7 @@ from official.core import task_factory
 from official.modeling import tf_utils
 from official.nlp.configs import encoders
 
-from mrpc_task import activations  # pylint: disable=unused-import  (registers the exact GELU)
+from mrpc_task import activations  # Also registers the exact GELU.
 from mrpc_task import configs
 from mrpc_task import data
 from mrpc_task import dense_updates
@@ -26,6 +26,7 @@ from mrpc_task import fast_dropout
 from mrpc_task import layer_decay
 from mrpc_task import metrics as metrics_lib
 from mrpc_task import modeling
+from mrpc_task import norm_gradient
 from mrpc_task import safe_output
 from mrpc_task import tokenization
 from mrpc_task import tsv_reader
@@ -130,6 +131,16 @@ class TextTask(base_task.Task):
     if self.task_config.dense_embedding_updates:
       optimizer = dense_updates.apply_sparse_as_dense(optimizer)
     return optimizer
+
+  def train_step(self, inputs, model: tf_keras.Model, optimizer, metrics=None):
+    """Model Garden's training step; with `task.model.xla_training_kernels`, traced with the
+    kernels only training compiles: the GELU's forward pass (`activations.training_kernels`)
+    and the layer norms' gradients (`norm_gradient`)."""
+    if not self.task_config.model.xla_training_kernels:
+      return super().train_step(inputs, model, optimizer, metrics=metrics)
+    norm_gradient.use_norm_gradient(model)  # Once: later calls find no Keras layer norm.
+    with activations.training_kernels():
+      return super().train_step(inputs, model, optimizer, metrics=metrics)
 
   def build_inputs(self, params: configs.TextDataConfig,
                    input_context: Optional[tf.distribute.InputContext] = None):

@@ -58,3 +58,33 @@ def test_bfloat16_input_is_computed_in_float32_and_rounded_once():
   assert (value != rounded_each_step).any()  # The two really differ in bfloat16.
   fused = activations._gelu_gradient(x, tf.ones_like(x) * 0.5)  # pylint: disable=protected-access
   np.testing.assert_array_equal(gradient, fused.numpy())
+
+
+
+def _compiled_calls(fn, x):
+  """The XLA-compiled calls in the graph of `fn` traced on `x`."""
+  graph = tf.function(fn).get_concrete_function(x).graph
+  return [op for op in graph.get_operations()
+          if '_XlaMustCompile' in op.node_def.attr and op.get_attr('_XlaMustCompile')]
+
+
+def test_a_training_step_computes_the_gelu_in_one_compiled_kernel():
+  """Inside `training_kernels` the GELU is traced as one XLA call (outside it, plain ops only):
+  on every finite bfloat16 input it gives exactly the plain values; in float32 it agrees to
+  a few units in the last place (XLA's erfc is its own polynomial)."""
+  bits = np.arange(1 << 16, dtype=np.uint32) << 16
+  every_bfloat16 = bits.view(np.float32)
+  every_bfloat16 = tf.cast(every_bfloat16[np.isfinite(every_bfloat16)], tf.bfloat16)
+  float32 = tf.constant(np.linspace(-12.0, 12.0, 100001, dtype=np.float32))
+  for x in (every_bfloat16, float32):
+    assert not _compiled_calls(activations.exact_gelu, x)
+    with activations.training_kernels():
+      assert _compiled_calls(activations.exact_gelu, x)
+      compiled = activations.exact_gelu(x).numpy().astype(np.float32)
+    assert not _compiled_calls(activations.exact_gelu, x)  # The context ends with its block.
+    plain = activations.exact_gelu(x).numpy().astype(np.float32)
+    if x.dtype == tf.bfloat16:
+      np.testing.assert_array_equal(compiled, plain)
+    else:
+      np.testing.assert_allclose(compiled, plain, rtol=1e-5, atol=1e-30)
+      assert (compiled != plain).any()  # Really compiled: not TensorFlow's own kernel.

@@ -8,6 +8,7 @@ import tensorflow as tf
 from official.core import task_factory
 from official.nlp.configs import encoders
 
+from mrpc_task import norm_gradient
 from mrpc_task.checkpoints import cache
 from mrpc_task.checkpoints import pretrained
 from registry import experiments
@@ -262,3 +263,36 @@ def test_dense_embedding_updates_never_read_the_whole_table():
       # Adam's first step: -lr * sign(gradient) on the batch's rows, nothing elsewhere.
       np.testing.assert_allclose(session.run(table)[[0, 2]], 0.0)
       np.testing.assert_allclose(session.run(table)[[1, 3]], -0.1, rtol=1e-4)
+
+
+@pytest.mark.parametrize('switch', [True, False])
+def test_xla_training_kernels_serve_training_steps_only(monkeypatch, switch):
+  """With task.model.xla_training_kernels (mixed bfloat16 here) the task's train_step runs the
+  GELU's one-kernel forward pass and gives its layer norms their fused gradient; its
+  validation_step runs plain ops. Without the switch, neither."""
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from mrpc_task import activations  # pylint: disable=g-import-not-at-top
+  compiled = activations._compiled_gelu_in_float32  # pylint: disable=protected-access
+  calls = []
+  monkeypatch.setattr(activations, '_compiled_gelu_in_float32',
+                      lambda x: calls.append(x.dtype) or compiled(x))
+  params = tiny_experiment(monkeypatch, encoder=tiny_encoder(
+      hidden_activation=activations.EXACT_GELU))
+  params.task.model.xla_training_kernels = switch
+  tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    task, model = _task_and_model(params)
+    batch = next(iter(task.build_inputs(params.task.train_data)))
+    task.validation_step(batch, model, metrics=[])
+    assert not calls
+    optimizer = task.create_optimizer(params.trainer.optimizer_config, params.runtime)
+    task.train_step(batch, model, optimizer, metrics=[])
+  finally:
+    tf_keras.mixed_precision.set_global_policy('float32')
+  # One per layer; Model Garden's blocks run their activation in float32 under bfloat16.
+  assert calls == ([tf.float32] * 2 if switch else [])
+  norm_types = [type(layer) for layer in model.submodules
+                if isinstance(layer, tf_keras.layers.LayerNormalization)]
+  # The embeddings' layer norm, then two per layer.
+  assert norm_types == [norm_gradient.XlaGradientLayerNorm if switch
+                        else tf_keras.layers.LayerNormalization] * 5
