@@ -72,9 +72,4 @@ def use_fast_dropout(model: tf_keras.layers.Layer) -> int:
   Returns:
     How many layers were changed.
   """
-  changed = 0
-  for layer in [model, *model.submodules]:
-    if type(layer) is tf_keras.layers.Dropout:  # pylint: disable=unidiomatic-typecheck
-      keras_private.recast_layer(layer, FastDropout)
-      changed += 1
-  return changed
+  return keras_private.recast_layers(model, {tf_keras.layers.Dropout: FastDropout})

@@ -87,6 +87,18 @@ def set_sparse_apply(optimizer: LegacyOptimizer, apply_sparse: ApplySparse):
   optimizer._resource_apply_sparse_duplicate_indices = apply_sparse  # pylint: disable=protected-access
 
 
+def recast_layers(model: tf_keras.layers.Layer, subclasses: Dict[type, type]) -> int:
+  """`recast_layer` on every layer inside `model` (itself included) whose class is exactly a
+  key of `subclasses`, to the class it maps to; returns how many layers changed."""
+  changed = 0
+  for layer in [model, *model.submodules]:
+    subclass = subclasses.get(type(layer))
+    if subclass is not None:
+      recast_layer(layer, subclass)
+      changed += 1
+  return changed
+
+
 def recast_layer(layer: tf_keras.layers.Layer, subclass: type):
   """Makes one built layer instance an instance of `subclass` of its class (the class itself
   is untouched), keeping its name, config and place in the model.

@@ -82,9 +82,5 @@ class XlaGradientLayerNorm(tf_keras.layers.LayerNormalization):
 def use_norm_gradient(model: tf_keras.layers.Layer) -> int:
   """Turns every plain Keras LayerNormalization inside `model` into an
   `XlaGradientLayerNorm`, in place; returns how many layers changed."""
-  changed = 0
-  for layer in [model, *model.submodules]:
-    if type(layer) is tf_keras.layers.LayerNormalization:  # pylint: disable=unidiomatic-typecheck
-      keras_private.recast_layer(layer, XlaGradientLayerNorm)
-      changed += 1
-  return changed
+  return keras_private.recast_layers(
+      model, {tf_keras.layers.LayerNormalization: XlaGradientLayerNorm})

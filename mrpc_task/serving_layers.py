@@ -148,10 +148,4 @@ def use_serving_layers(model: tf_keras.layers.Layer) -> int:
   """Makes each Model Garden `TransformerEncoderBlock`, Keras `EinsumDense` and Keras
   `LayerNormalization` inside `model` (those exact classes) its serving form, in place;
   returns how many layers changed."""
-  changed = 0
-  for layer in [model, *model.submodules]:
-    serving_class = _SERVING_CLASSES.get(type(layer))
-    if serving_class is not None:
-      keras_private.recast_layer(layer, serving_class)
-      changed += 1
-  return changed
+  return keras_private.recast_layers(model, _SERVING_CLASSES)
