@@ -6,7 +6,6 @@ slow, CI runs it) MultiWorkerMirroredStrategy with 2 `tfm` workers on 127.0.0.1.
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -180,10 +179,8 @@ def test_two_workers_on_loopback_match_one_worker(tmp_path):
     if first is None or first[0] >= 0 or attempt > _RERUNS_AFTER_CRASH:
       break
     code, index, err = first
-    two_cpus.RERUNS.append(
-        f'{__name__}::test_two_workers_on_loopback_match_one_worker: worker {index} died of '
-        f'{signal.Signals(-code).name} (run {attempt}) and both were run again; its stderr '
-        f'ended with:\n{err[-1500:]}')
+    two_cpus.record_rerun(f'{__name__}::test_two_workers_on_loopback_match_one_worker',
+                          f'worker {index} (with its peer)', code, attempt, err)
   for index, (code, _, err) in enumerate(outputs):
     assert code == 0, f'worker {index} exit {code}:\n{err[-3000:]}'
   for index, (_, out, err) in enumerate(outputs):

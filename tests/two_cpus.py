@@ -38,12 +38,18 @@ def run(case, *, reruns_after_crash: int = 0) -> None:
                             timeout=_TIMEOUT_S)
     if result.returncode >= 0 or attempt > reruns_after_crash:
       break
-    RERUNS.append(f'{path}::{case.__name__}: the 2-CPU child died of '
-                  f'{signal.Signals(-result.returncode).name} (run {attempt}) and was run '
-                  f'again; its stderr ended with:\n{_stderr_tail(result.stderr, 1500)}')
+    record_rerun(f'{path}::{case.__name__}', 'the 2-CPU child', result.returncode, attempt,
+                 result.stderr)
   assert result.returncode == 0, (
       f'{path}::{case.__name__} failed in the 2-CPU child (exit {result.returncode}):\n'
       f'{result.stdout[-2000:]}\n{_stderr_tail(result.stderr, 6000)}')
+
+
+def record_rerun(test: str, who: str, exit_code: int, attempt: int, stderr: str) -> None:
+  """Records that `who` (a child process of `test`) died of signal -exit_code in run
+  `attempt` and is run again, for the summary at the end of the pytest run."""
+  RERUNS.append(f'{test}: {who} died of {signal.Signals(-exit_code).name} (run {attempt}) and '
+                f'was run again; its stderr ended with:\n{_stderr_tail(stderr, 1500)}')
 
 
 def _stderr_tail(stderr: str, chars: int) -> str:
