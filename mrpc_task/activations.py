@@ -17,6 +17,11 @@ one XLA kernel too (`training_kernels`), instead of TensorFlow's five element-wi
 Erfc alone took 13 ms of op time per MiniLM step): the same values on bfloat16 inputs, and
 within a few units in the last place on float32 ones (XLA's erfc is its own polynomial),
 which is what Model Garden's blocks give their activation under mixed bfloat16.
+Model Garden's blocks give the GELU its own float32 `Activation` layer under mixed bfloat16,
+so Keras casts its bfloat16 input to float32 and the next layer casts the output back, four
+passes over the activations (forward and backward) that took 21 ms of 429 ms of op time per
+step; in training steps `RoundingGeluActivation` hands the bfloat16 input to the kernels,
+which cast inside, bit for bit the same values and gradients (tests/test_activations.py).
 Evaluation, exports and serving run TensorFlow's ops and never compile anything; training
 compiles each kernel once per distinct activation shape (one per length bucket).
 """
@@ -36,10 +41,13 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 @tf.function(jit_compile=True)
 def _gelu_gradient(x, upstream):
-  """upstream * d/dx [x * Phi(x)] = upstream * (Phi(x) + x * phi(x)), fused."""
+  """upstream * d/dx [x * Phi(x)] = upstream * (Phi(x) + x * phi(x)), fused; computed in
+  float32 for 16-bit inputs and rounded once, as the forward pass is."""
+  dtype = x.dtype
+  x, upstream = tf.cast(x, tf.float32), tf.cast(upstream, tf.float32)
   cdf = 0.5 * tf.math.erfc(-x * _SQRT_HALF)
   pdf = tf.exp(-0.5 * x * x) * _INV_SQRT_2PI
-  return upstream * (cdf + x * pdf)
+  return tf.cast(upstream * (cdf + x * pdf), dtype)
 
 
 # Whether the thread is tracing a training step (MirroredStrategy traces each replica's step
@@ -84,3 +92,20 @@ def _gelu_with_fused_gradient(x):
 def exact_gelu(x):
   """GELU with the exact Gaussian CDF: x * Phi(x)."""
   return _gelu_with_fused_gradient(x)
+
+
+class RoundingGeluActivation(tf_keras.layers.Activation):
+  """A float32 `Activation` of `exact_gelu` (Model Garden's feed-forward activation under
+  mixed bfloat16) that, traced in a training step on a 16-bit input, takes that input as it
+  is and returns the 16-bit rounding the next (16-bit) layer would make of its float32
+  output: the same values, with the casts on both sides, and their gradients, inside the
+  GELU's two XLA kernels instead of four passes over the [batch, length, intermediate]
+  activations of their own. Anything else goes through Keras' own `__call__`."""
+
+  def __call__(self, inputs, *args, **kwargs):
+    if (getattr(_TRAINING_STEP, 'active', False) and not args and not kwargs
+        and self.activation is exact_gelu and self.compute_dtype == 'float32'
+        and isinstance(inputs, tf.Tensor) and inputs.dtype in (tf.bfloat16, tf.float16)):
+      with tf.name_scope(self.name):
+        return _gelu_with_fused_gradient(inputs)
+    return super().__call__(inputs, *args, **kwargs)

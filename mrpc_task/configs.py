@@ -344,9 +344,10 @@ class ModelConfig(hyperparams.Config):
   # same rates, +9% examples/s training MiniLM in bfloat16 on CPU (docs/PERFORMANCE.md).
   # Off keeps Keras' dropout.
   fast_dropout: bool = False
-  # Training steps compile two kernels with XLA: the GELU's forward pass and the layer norms'
-  # gradients (mrpc_task/activations, mrpc_task/norm_gradient), each one pass instead of
-  # several element-wise ops: +5% examples/s training MiniLM in bfloat16 on CPU
+  # Training steps compile kernels with XLA: the GELU's forward pass with the bfloat16 casts
+  # around it, and the layer norms' gradients (mrpc_task/activations,
+  # mrpc_task/norm_gradient), each one pass instead of several element-wise ops: +4.9%
+  # examples/s training MiniLM in bfloat16 on CPU, and +2.8% more from the casts
   # (docs/PERFORMANCE.md). Evaluation and exports never compile. Off keeps TensorFlow's ops.
   xla_training_kernels: bool = False
 

@@ -1,8 +1,8 @@
 """Every private Keras, Model Garden and TensorFlow API mrpc_task uses, in one place, each with why.
 
 Model Garden's optimizers are legacy Keras optimizers, and two features need to reach inside
-them, on one optimizer instance at a time (the class is never touched); two more reach into
-the dropout and layer-norm layers Model Garden's encoders build:
+them, on one optimizer instance at a time (the class is never touched); three more reach into
+the dropout, layer-norm and activation layers Model Garden's encoders build:
 - layer decay (`layer_decay.py`): a legacy optimizer applies one learning rate to every
   variable and has no public hook for a per-variable one (scaling gradients instead does
   nothing under Adam, whose step ignores a gradient's scale). The rate reaches each
@@ -17,6 +17,9 @@ the dropout and layer-norm layers Model Garden's encoders build:
   all it reads).
 - layer norms with a fused gradient (`norm_gradient.py`): the same, for the
   `LayerNormalization` layers of a model about to train (`task.model.xla_training_kernels`).
+- the feed-forward GELU of training (`activations.RoundingGeluActivation`): the same, for
+  its float32 `Activation` layers; it overrides `__call__` (public) so that, in a training
+  step, a bfloat16 input is not cast to float32 before the kernel that does that itself.
 
 One feature reads private attributes of Model Garden's `TransformerEncoderBlock`, which has
 no public accessors for its sublayers or structural options:

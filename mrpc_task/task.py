@@ -23,6 +23,7 @@ from mrpc_task import configs
 from mrpc_task import data
 from mrpc_task import dense_updates
 from mrpc_task import fast_dropout
+from mrpc_task import keras_private
 from mrpc_task import layer_decay
 from mrpc_task import metrics as metrics_lib
 from mrpc_task import modeling
@@ -35,6 +36,13 @@ from mrpc_task.checkpoints import pretrained
 
 # The last evaluation's predictions of a score task, for `tfm report`'s scatter plot.
 PREDICTIONS_FILE = 'eval_predictions.npz'
+
+# The layers a training step traces with XLA kernels (task.model.xla_training_kernels): each
+# built instance of a key becomes an instance of its value (keras_private.recast_layers).
+_TRAINING_KERNEL_LAYERS = {
+    tf_keras.layers.LayerNormalization: norm_gradient.XlaGradientLayerNorm,
+    tf_keras.layers.Activation: activations.RoundingGeluActivation,
+}
 
 
 def _check_vocab_fits_encoder(params: configs.TextTaskConfig):
@@ -135,10 +143,11 @@ class TextTask(base_task.Task):
   def train_step(self, inputs, model: tf_keras.Model, optimizer, metrics=None):
     """Model Garden's training step; with `task.model.xla_training_kernels`, traced with the
     kernels only training compiles: the GELU's forward pass (`activations.training_kernels`)
-    and the layer norms' gradients (`norm_gradient`)."""
+    with the casts around it (`activations.RoundingGeluActivation`), and the layer norms'
+    gradients (`norm_gradient`)."""
     if not self.task_config.model.xla_training_kernels:
       return super().train_step(inputs, model, optimizer, metrics=metrics)
-    norm_gradient.use_norm_gradient(model)  # Once: later calls find no Keras layer norm.
+    keras_private.recast_layers(model, _TRAINING_KERNEL_LAYERS)  # Once: then none is left.
     with activations.training_kernels():
       return super().train_step(inputs, model, optimizer, metrics=metrics)
 

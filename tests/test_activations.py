@@ -6,6 +6,7 @@ import tf_keras
 from official.modeling import tf_utils
 
 from mrpc_task import activations
+from mrpc_task import keras_private
 
 
 def _value_and_gradient(fn, x):
@@ -88,3 +89,48 @@ def test_a_training_step_computes_the_gelu_in_one_compiled_kernel():
     else:
       np.testing.assert_allclose(compiled, plain, rtol=1e-5, atol=1e-30)
       assert (compiled != plain).any()  # Really compiled: not TensorFlow's own kernel.
+
+
+def _every_finite_bfloat16():
+  bits = np.arange(1 << 16, dtype=np.uint32) << 16
+  values = bits.view(np.float32)
+  return tf.cast(values[np.isfinite(values)], tf.bfloat16)
+
+
+def _training_trace(layer, x, upstream):
+  """(bfloat16 output, input gradient, the trace's Cast ops) of a float32 Activation layer
+  followed by the cast a bfloat16 layer makes of its input, traced in a training step."""
+
+  @tf.function
+  def step(x, upstream):
+    with activations.training_kernels():
+      with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.cast(layer(x), tf.bfloat16)
+      return y, tape.gradient(y, x, output_gradients=upstream)
+
+  graph = step.get_concrete_function(x, upstream).graph
+  y, gradient = step(x, upstream)
+  return (y.numpy().view(np.uint16), gradient.numpy().view(np.uint16),
+          [op.name for op in graph.get_operations() if op.type == 'Cast'])
+
+
+def test_rounding_activation_moves_the_casts_into_the_kernels_bit_for_bit():
+  """A float32 Activation of the GELU turned into RoundingGeluActivation (Model Garden's
+  feed-forward activation under mixed bfloat16, in a training step): on every finite
+  bfloat16 input, its output and its input gradient are bit for bit those of the Keras layer
+  and the next layer's cast, and its trace has no Cast op left; outside a training step it is
+  the Keras layer, float32 output and all."""
+  x = _every_finite_bfloat16()
+  upstream = tf.cast(np.random.default_rng(0).normal(size=x.shape), tf.bfloat16)
+  keras_layer, ours = (tf_keras.layers.Activation(activations.exact_gelu, dtype='float32')
+                       for _ in range(2))
+  assert keras_private.recast_layers(
+      ours, {tf_keras.layers.Activation: activations.RoundingGeluActivation}) == 1
+  want_y, want_gradient, keras_casts = _training_trace(keras_layer, x, upstream)
+  y, gradient, casts = _training_trace(ours, x, upstream)
+  assert len(keras_casts) == 4 and not casts  # In and out, forward and backward.
+  np.testing.assert_array_equal(y, want_y)
+  np.testing.assert_array_equal(gradient, want_gradient)
+  assert ours(x).dtype == tf.float32
+  np.testing.assert_array_equal(ours(x).numpy(), keras_layer(x).numpy())

@@ -289,8 +289,13 @@ def test_xla_training_kernels_serve_training_steps_only(monkeypatch, switch):
     task.train_step(batch, model, optimizer, metrics=[])
   finally:
     tf_keras.mixed_precision.set_global_policy('float32')
-  # One per layer; Model Garden's blocks run their activation in float32 under bfloat16.
-  assert calls == ([tf.float32] * 2 if switch else [])
+  # One per layer, on the bfloat16 input itself: Model Garden's blocks run their activation
+  # in float32 under mixed bfloat16, and the casts around it are the kernel's.
+  assert calls == ([tf.bfloat16] * 2 if switch else [])
+  activation_types = {type(layer) for layer in model.submodules
+                      if isinstance(layer, tf_keras.layers.Activation)}
+  assert activation_types == {activations.RoundingGeluActivation if switch
+                              else tf_keras.layers.Activation}
   norm_types = [type(layer) for layer in model.submodules
                 if isinstance(layer, tf_keras.layers.LayerNormalization)]
   # The embeddings' layer norm, then two per layer.
