@@ -14,14 +14,17 @@ element-wise passes over the [batch, length, intermediate] activations (erfc, ex
 products), ~5% of a bfloat16 MiniLM training step on CPU; here it is one XLA-fused kernel.
 With `task.model.xla_training_kernels`, the task's `train_step` traces the forward pass as
 one XLA kernel too (`training_kernels`), instead of TensorFlow's five element-wise ops (its
-Erfc alone took 13 ms of op time per MiniLM step): the same values on bfloat16 inputs, and
-within a few units in the last place on float32 ones (XLA's erfc is its own polynomial),
-which is what Model Garden's blocks give their activation under mixed bfloat16.
+Erfc alone took 13 ms of op time per MiniLM step): the same values on bfloat16 inputs (what
+Model Garden's blocks give it in training steps, below), and within a few units in the last
+place on float32 ones (XLA's erfc is its own polynomial).
 Model Garden's blocks give the GELU its own float32 `Activation` layer under mixed bfloat16,
 so Keras casts its bfloat16 input to float32 and the next layer casts the output back, four
 passes over the activations (forward and backward) that took 21 ms of 429 ms of op time per
-step; in training steps `RoundingGeluActivation` hands the bfloat16 input to the kernels,
+step (bench/step_profile.py); in training steps `RoundingGeluActivation` hands the bfloat16 input to the kernels,
 which cast inside, bit for bit the same values and gradients (tests/test_activations.py).
+The gradient kernel computes any 16-bit input in float32 and rounds once, as the forward pass
+does (so under mixed float16, where the blocks run the GELU in float16, it is no longer
+computed in float16).
 Evaluation, exports and serving run TensorFlow's ops and never compile anything; training
 compiles each kernel once per distinct activation shape (one per length bucket).
 """
@@ -32,6 +35,8 @@ import threading
 
 import tensorflow as tf
 import tf_keras
+
+from mrpc_task import keras_private
 
 EXACT_GELU = 'mrpc_task>exact_gelu'
 
@@ -57,7 +62,8 @@ _TRAINING_STEP = threading.local()
 
 @contextlib.contextmanager
 def training_kernels():
-  """Traced inside it, the GELU's forward pass is one XLA kernel."""
+  """Traced inside it, the GELU's forward pass is one XLA kernel, and a
+  `RoundingGeluActivation` hands it its 16-bit input uncast."""
   outer = getattr(_TRAINING_STEP, 'active', False)
   _TRAINING_STEP.active = True
   try:
@@ -66,9 +72,13 @@ def training_kernels():
     _TRAINING_STEP.active = outer
 
 
+def _in_training_step() -> bool:
+  return getattr(_TRAINING_STEP, 'active', False)
+
+
 def _gelu_in_float32(x):
   """tf.nn.gelu of `x`; a 16-bit `x` is computed in float32 and the result rounded once."""
-  if getattr(_TRAINING_STEP, 'active', False):
+  if _in_training_step():
     return _compiled_gelu_in_float32(x)
   return _plain_gelu_in_float32(x)
 
@@ -100,12 +110,32 @@ class RoundingGeluActivation(tf_keras.layers.Activation):
   is and returns the 16-bit rounding the next (16-bit) layer would make of its float32
   output: the same values, with the casts on both sides, and their gradients, inside the
   GELU's two XLA kernels instead of four passes over the [batch, length, intermediate]
-  activations of their own. Anything else goes through Keras' own `__call__`."""
+  activations of their own. Anything else goes through Keras' own `__call__`. Only for an
+  activation whose output a 16-bit layer reads (`use_rounding_gelu` checks)."""
 
   def __call__(self, inputs, *args, **kwargs):
-    if (getattr(_TRAINING_STEP, 'active', False) and not args and not kwargs
+    if (_in_training_step() and not args and not kwargs
         and self.activation is exact_gelu and self.compute_dtype == 'float32'
         and isinstance(inputs, tf.Tensor) and inputs.dtype in (tf.bfloat16, tf.float16)):
       with tf.name_scope(self.name):
         return _gelu_with_fused_gradient(inputs)
     return super().__call__(inputs, *args, **kwargs)
+
+
+def use_rounding_gelu(model: tf_keras.layers.Layer) -> int:
+  """Makes the feed-forward activation of each Model Garden `TransformerEncoderBlock` inside
+  `model` a `RoundingGeluActivation`, in place, where it is a float32 Keras `Activation`
+  whose output goes to a 16-bit layer (the block's inner dropout) that rounds it anyway;
+  returns how many changed."""
+  from official.nlp.modeling import layers as nlp_layers  # pylint: disable=g-import-not-at-top
+  changed = 0
+  for block in [model, *model.submodules]:
+    if not (isinstance(block, nlp_layers.TransformerEncoderBlock) and block.built):
+      continue  # A block makes its sublayers when it is built.
+    parts = keras_private.block_parts(block)
+    if (type(parts.activation) is tf_keras.layers.Activation  # pylint: disable=unidiomatic-typecheck
+        and parts.activation.compute_dtype == 'float32'
+        and parts.inner_dropout.compute_dtype in ('bfloat16', 'float16')):
+      keras_private.recast_layer(parts.activation, RoundingGeluActivation)
+      changed += 1
+  return changed

@@ -10,7 +10,7 @@ seed draw, so runs stay reproducible under `task.seed` like Keras' own dropout.
 
 Model Garden's encoders create their `tf_keras.layers.Dropout` layers internally;
 `use_fast_dropout` converts them on a built model, changing each instance's class to
-`FastDropout` (`keras_private.recast_layer`: the one private reach into Keras layers). Dropout
+`FastDropout` (`keras_private.recast_layer`, the private step listed there). Dropout
 layers own no variables, so checkpoints and exports are unchanged, and at inference both are
 the identity.
 """

@@ -17,9 +17,10 @@ the dropout, layer-norm and activation layers Model Garden's encoders build:
   all it reads).
 - layer norms with a fused gradient (`norm_gradient.py`): the same, for the
   `LayerNormalization` layers of a model about to train (`task.model.xla_training_kernels`).
-- the feed-forward GELU of training (`activations.RoundingGeluActivation`): the same, for
-  its float32 `Activation` layers; it overrides `__call__` (public) so that, in a training
-  step, a bfloat16 input is not cast to float32 before the kernel that does that itself.
+- the feed-forward GELU of training (`activations.use_rounding_gelu`): the same, for each
+  block's float32 `Activation` layer (found with `block_parts`, below) whose output a 16-bit
+  layer reads; the subclass overrides `__call__` (public) so that, in a training step, a
+  bfloat16 input is not cast to float32 before the kernel that does that itself.
 
 One feature reads private attributes of Model Garden's `TransformerEncoderBlock`, which has
 no public accessors for its sublayers or structural options:

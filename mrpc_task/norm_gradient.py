@@ -20,6 +20,7 @@ no state. A model built afresh for evaluation or export keeps Keras' own class.
 import tensorflow as tf
 import tf_keras
 
+from mrpc_task import keras_private
 
 # From this epsilon up, Keras normalizes a last-axis float32 layer norm with
 # `fused_batch_norm` instead of the moments computed here (`_fused_can_be_used`).
@@ -77,3 +78,9 @@ class XlaGradientLayerNorm(tf_keras.layers.LayerNormalization):
     outputs.set_shape(values.shape)
     return outputs
 
+
+def use_norm_gradient(model: tf_keras.layers.Layer) -> int:
+  """Turns every plain Keras LayerNormalization inside `model` into an
+  `XlaGradientLayerNorm`, in place; returns how many layers changed."""
+  return keras_private.recast_layers(
+      model, {tf_keras.layers.LayerNormalization: XlaGradientLayerNorm})

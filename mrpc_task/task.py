@@ -23,7 +23,6 @@ from mrpc_task import configs
 from mrpc_task import data
 from mrpc_task import dense_updates
 from mrpc_task import fast_dropout
-from mrpc_task import keras_private
 from mrpc_task import layer_decay
 from mrpc_task import metrics as metrics_lib
 from mrpc_task import modeling
@@ -36,13 +35,6 @@ from mrpc_task.checkpoints import pretrained
 
 # The last evaluation's predictions of a score task, for `tfm report`'s scatter plot.
 PREDICTIONS_FILE = 'eval_predictions.npz'
-
-# The layers a training step traces with XLA kernels (task.model.xla_training_kernels): each
-# built instance of a key becomes an instance of its value (keras_private.recast_layers).
-_TRAINING_KERNEL_LAYERS = {
-    tf_keras.layers.LayerNormalization: norm_gradient.XlaGradientLayerNorm,
-    tf_keras.layers.Activation: activations.RoundingGeluActivation,
-}
 
 
 def _check_vocab_fits_encoder(params: configs.TextTaskConfig):
@@ -147,7 +139,8 @@ class TextTask(base_task.Task):
     gradients (`norm_gradient`)."""
     if not self.task_config.model.xla_training_kernels:
       return super().train_step(inputs, model, optimizer, metrics=metrics)
-    keras_private.recast_layers(model, _TRAINING_KERNEL_LAYERS)  # Once: then none is left.
+    norm_gradient.use_norm_gradient(model)  # Once: later calls find no Keras layer norm.
+    activations.use_rounding_gelu(model)  # Likewise.
     with activations.training_kernels():
       return super().train_step(inputs, model, optimizer, metrics=metrics)
 

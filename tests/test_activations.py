@@ -134,3 +134,29 @@ def test_rounding_activation_moves_the_casts_into_the_kernels_bit_for_bit():
   np.testing.assert_array_equal(gradient, want_gradient)
   assert ours(x).dtype == tf.float32
   np.testing.assert_array_equal(ours(x).numpy(), keras_layer(x).numpy())
+
+
+def test_only_a_blocks_float32_activation_before_a_16_bit_layer_is_recast():
+  """`use_rounding_gelu` changes a built Model Garden block's activation under mixed bfloat16
+  (its output goes to the block's bfloat16 inner dropout), once; under float32 it changes
+  nothing, and an unbuilt block or an `Activation` outside a block is left alone."""
+  from official.nlp.modeling import layers as nlp_layers  # pylint: disable=g-import-not-at-top
+
+  def block():
+    built = nlp_layers.TransformerEncoderBlock(
+        num_attention_heads=2, inner_dim=16, inner_activation=activations.exact_gelu)
+    built(tf.zeros([1, 3, 8]))
+    return built
+
+  assert activations.use_rounding_gelu(block()) == 0
+  tf_keras.mixed_precision.set_global_policy('mixed_bfloat16')
+  try:
+    mixed = block()
+    outside = tf_keras.layers.Activation(activations.exact_gelu, dtype='float32')
+  finally:
+    tf_keras.mixed_precision.set_global_policy('float32')
+  unbuilt = nlp_layers.TransformerEncoderBlock(2, 16, activations.exact_gelu)
+  assert activations.use_rounding_gelu(unbuilt) == 0  # No sublayers yet.
+  assert activations.use_rounding_gelu(mixed) == 1
+  assert activations.use_rounding_gelu(mixed) == 0
+  assert activations.use_rounding_gelu(outside) == 0

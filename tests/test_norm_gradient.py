@@ -5,7 +5,6 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from mrpc_task import keras_private
 from mrpc_task import norm_gradient
 
 
@@ -13,9 +12,8 @@ def _pair(shape, **options):
   """A Keras layer norm and a copy turned into `XlaGradientLayerNorm`, same random weights."""
   keras_norm = tf_keras.layers.LayerNormalization(dtype=tf.float32, **options)
   ours = tf_keras.layers.LayerNormalization(dtype=tf.float32, **options)
-  training_layers = {tf_keras.layers.LayerNormalization: norm_gradient.XlaGradientLayerNorm}
-  assert keras_private.recast_layers(ours, training_layers) == 1
-  assert keras_private.recast_layers(ours, training_layers) == 0  # Already changed.
+  assert norm_gradient.use_norm_gradient(ours) == 1
+  assert norm_gradient.use_norm_gradient(ours) == 0  # Already changed: nothing to do.
   rng = np.random.default_rng(0)
   for layer in (keras_norm, ours):
     layer.build(shape)

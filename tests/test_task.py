@@ -287,6 +287,11 @@ def test_xla_training_kernels_serve_training_steps_only(monkeypatch, switch):
     assert not calls
     optimizer = task.create_optimizer(params.trainer.optimizer_config, params.runtime)
     task.train_step(batch, model, optimizer, metrics=[])
+    if switch:
+      calls.clear()
+      task.validation_step(batch, model, metrics=[])  # After training's layers changed.
+      assert not calls
+      task.train_step(batch, model, optimizer, metrics=[])
   finally:
     tf_keras.mixed_precision.set_global_policy('float32')
   # One per layer, on the bfloat16 input itself: Model Garden's blocks run their activation
