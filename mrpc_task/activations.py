@@ -20,11 +20,11 @@ place on float32 ones (XLA's erfc is its own polynomial).
 Model Garden's blocks give the GELU its own float32 `Activation` layer under mixed bfloat16,
 so Keras casts its bfloat16 input to float32 and the next layer casts the output back, four
 passes over the activations (forward and backward) that took 21 ms of 429 ms of op time per
-step (bench/step_profile.py); in training steps `RoundingGeluActivation` hands the bfloat16 input to the kernels,
-which cast inside, bit for bit the same values and gradients (tests/test_activations.py).
-The gradient kernel computes any 16-bit input in float32 and rounds once, as the forward pass
-does (so under mixed float16, where the blocks run the GELU in float16, it is no longer
-computed in float16).
+step (bench/step_profile.py); in training steps `RoundingGeluActivation` hands the bfloat16
+input to the kernels, which cast inside, bit for bit the same values and gradients
+(tests/test_activations.py). The gradient kernel computes any 16-bit input in float32 and
+rounds once, as the forward pass does (so under mixed float16, where the blocks run the GELU
+in float16, it is no longer computed in float16).
 Evaluation, exports and serving run TensorFlow's ops and never compile anything; training
 compiles each kernel once per distinct activation shape (one per length bucket).
 """
