@@ -19,8 +19,6 @@ from mrpc_task import configs
 
 FLOAT32 = 'float32'
 BFLOAT16 = 'bfloat16'
-_CPUINFO = '/proc/cpuinfo'
-_FAST_BFLOAT16_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 
 def resolve(requested: str, mixed_precision_dtype: Optional[str]) -> str:
@@ -37,20 +35,6 @@ def resolve(requested: str, mixed_precision_dtype: Optional[str]) -> str:
   if requested != 'auto':
     return requested
   return BFLOAT16 if mixed_precision_dtype == BFLOAT16 else FLOAT32
-
-
-def cpu_has_fast_bfloat16(cpuinfo: str = _CPUINFO) -> Optional[bool]:
-  """Whether this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX); None where
-  /proc/cpuinfo cannot tell (not Linux)."""
-  try:
-    with open(cpuinfo) as f:
-      flags = next((line.split(':', 1)[1].split() for line in f
-                    if line.startswith('flags')), None)
-  except OSError:
-    return None
-  if flags is None:
-    return None
-  return any(flag in flags for flag in _FAST_BFLOAT16_FLAGS)
 
 
 @contextlib.contextmanager

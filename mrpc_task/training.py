@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 
 from absl import logging
 
+from mrpc_task import cpu_features
 from mrpc_task import progress
 
 
@@ -176,6 +177,12 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
         mode, params, model_dir, pretrain_steps=pretrain_steps)
   else:
     if params.runtime.mixed_precision_dtype:
+      if cpu_features.bfloat16_is_emulated(params.runtime,
+                                             cpu_features.has_fast_bfloat16()):
+        logging.warning(
+            'runtime.mixed_precision_dtype is bfloat16, but this CPU has neither AVX512_BF16 '
+            'nor AMX: TensorFlow emulates bfloat16 here, many times slower than float32 '
+            "(--params_override=runtime.mixed_precision_dtype='' trains in float32)")
       performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
     reporter = run(params, model_dir, mode, enable_async_checkpointing=enable_async_checkpointing)
   train_utils.save_gin_config(mode, model_dir)

@@ -23,6 +23,7 @@ from official.nlp.configs import encoders
 
 from mrpc_task import activations
 from mrpc_task import configs
+from mrpc_task import cpu_features
 from mrpc_task import glue
 from mrpc_task import task  # pylint: disable=unused-import  (registers the Task class)
 from mrpc_task.task_spec import TaskSpec
@@ -91,20 +92,26 @@ def bert_base_recipe(epochs: float) -> dict:
               init_checkpoint=f'{BERT_BASE_GCS}/bert_model.ckpt', epochs=epochs)
 
 
-def minilm_recipe() -> dict:
+def minilm_recipe(fast_bfloat16: Optional[bool] = None) -> dict:
   """The offline MiniLM start and the recipe chosen for it on MRPC (docs/RECIPE.md).
 
   A 6-layer model wants a higher rate than BERT-base's 2e-5, overfits past 3 epochs, ends
   better with gradients clipped to norm 1, and best with the rate decayed by 0.8 per layer
   down from the head (2e-4 for the head, 0.8x for the top layer, 0.26x for the bottom one,
   0.21x for the embeddings). Other tasks start from it untuned.
-  The speed switches are those of `templates/cpu_fast.yaml`, the one place they are listed
-  (docs/PERFORMANCE.md measures each); on a CPU without AVX512_BF16 or AMX, override
-  runtime.mixed_precision_dtype to '' (float32).
+  The speed switches are those of `templates/cpu_fast.yaml` (docs/PERFORMANCE.md measures
+  each), and bfloat16 compute (`templates/cpu_bfloat16.yaml`) where the CPU has it.
+
+  Args:
+    fast_bfloat16: whether to compute in bfloat16; None: where this CPU multiplies bfloat16
+      natively (AVX512_BF16 or AMX), float32 elsewhere and where it cannot tell.
   """
+  if fast_bfloat16 is None:
+    fast_bfloat16 = bool(cpu_features.has_fast_bfloat16())
+  templates = ('cpu_fast', 'cpu_bfloat16') if fast_bfloat16 else ('cpu_fast',)
   return dict(encoder=minilm_encoder(), vocab_file=minilm_vocab(), init_from_hf=minilm_dir(),
               learning_rate=2e-4, layer_decay=0.8, epochs=3, global_clipnorm=1.0,
-              templates=('cpu_fast',))
+              templates=templates)
 
 
 def _largest_divisor_at_most(n: int, limit: int) -> int:

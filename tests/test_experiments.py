@@ -13,6 +13,7 @@ from official.nlp.configs import encoders
 
 from mrpc_task import activations
 from mrpc_task import configs
+from mrpc_task import cpu_features
 from mrpc_task import glue
 from registry import experiments
 
@@ -81,14 +82,16 @@ def test_minilm_experiment_uses_packaged_model_with_exact_gelu(monkeypatch):
   assert params.task.init_from_hf == experiments.minilm_dir()
   assert params.task.train_data.vocab_file.startswith(experiments.minilm_dir())
   # The dev-chosen recipe: 3 epochs at 2e-4 with layer decay 0.8, clipped to norm 1,
-  # bucketed padding, bfloat16.
+  # bucketed padding.
   assert params.trainer.optimizer_config.optimizer.adam.global_clipnorm == 1.0
   assert params.trainer.train_steps == 342
   assert params.trainer.optimizer_config.learning_rate.polynomial.initial_learning_rate == 2e-4
   assert params.task.layer_decay == 0.8
   assert params.trainer.optimizer_config.warmup.linear.warmup_steps == 34
   assert params.task.train_data.padding == params.task.validation_data.padding == 'bucketed'
-  assert params.runtime.mixed_precision_dtype == 'bfloat16'
+  # bfloat16 where the CPU has it (tests/test_cpu_features.py).
+  assert params.runtime.mixed_precision_dtype == (
+      'bfloat16' if cpu_features.has_fast_bfloat16() else None)
   # Its speed switches are cpu_fast.yaml's: applying the template again changes nothing.
   again = hyperparams.override_params_dict(
       exp_factory.get_exp_config('bert_mrpc_minilm'), experiments.template_path('cpu_fast'),

@@ -29,23 +29,6 @@ def test_an_unknown_type_is_refused_with_the_choices():
     serving_dtype.resolve('fp16', 'bfloat16')
 
 
-@pytest.mark.parametrize('flags, expected', [
-    ('fpu sse avx512f avx512_bf16 avx512_vnni', True),
-    ('fpu avx512f amx_bf16 amx_tile', True),
-    ('fpu sse avx2 avx512f', False),
-])
-def test_cpu_detection_reads_the_flags_line(tmp_path, flags, expected):
-  cpuinfo = tmp_path / 'cpuinfo'
-  cpuinfo.write_text(f'processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\n')
-  assert serving_dtype.cpu_has_fast_bfloat16(str(cpuinfo)) is expected
-
-
-def test_cpu_detection_says_none_when_it_cannot_tell(tmp_path):
-  assert serving_dtype.cpu_has_fast_bfloat16(str(tmp_path / 'missing')) is None
-  (tmp_path / 'no_flags').write_text('processor\t: 0\n')
-  assert serving_dtype.cpu_has_fast_bfloat16(str(tmp_path / 'no_flags')) is None
-
-
 @pytest.fixture(scope='module')
 def trained_like():
   """A tiny model with random weights (as a checkpoint would give), its task, and a batch."""

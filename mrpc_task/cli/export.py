@@ -70,6 +70,7 @@ def define_flags():
 def main(_):
   import registry  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import export  # pylint: disable=g-import-not-at-top
+  from mrpc_task import cpu_features  # pylint: disable=g-import-not-at-top
   from mrpc_task import serving_dtype  # pylint: disable=g-import-not-at-top
   checkpoint, members, dtype, frozen = export.export_run(
       FLAGS.model_dir, FLAGS.export_dir, experiment=FLAGS.experiment,
@@ -84,7 +85,7 @@ def main(_):
   orders = ', both sentence orders averaged' if FLAGS.average_orders else ''
   print(f'Exported {" + ".join([checkpoint] + members)}{orders} to {FLAGS.export_dir} '
         f'({dtype} weights{", frozen into the graph" if frozen else ""})')
-  if dtype == serving_dtype.BFLOAT16 and serving_dtype.cpu_has_fast_bfloat16() is False:
+  if dtype == serving_dtype.BFLOAT16 and cpu_features.has_fast_bfloat16() is False:
     print('tfm export: note: this CPU has neither AVX512_BF16 nor AMX, so it serves bfloat16 '
           'weights slower than float32 ones; --serving_dtype=float32 exports those',
           file=sys.stderr)
