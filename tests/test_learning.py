@@ -98,7 +98,7 @@ def test_minilm_learns_a_one_sentence_task_and_a_score_task(tmp_path, minilm_pol
   for experiment, folder, steps in (('bert_sst2_minilm', 'SST-2', 40),
                                     ('bert_stsb_minilm', 'STS-B', 100)):
     params = _minilm_params(experiment, str(tmp_path / folder), steps=steps)
-    minilm_policy(params.runtime.mixed_precision_dtype)
+    minilm_policy(params.runtime.mixed_precision_dtype or 'float32')
     found[experiment] = tiny_runs.train(params, str(tmp_path / f'{experiment}_run'))
   print('dev scores after fine-tuning:', found)  # Shown with pytest -s.
   assert found['bert_sst2_minilm']['accuracy'] >= 0.9, found
