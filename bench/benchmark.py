@@ -3,7 +3,8 @@
 For each seed it trains (train_and_eval, the full recipe of `bert_mrpc_minilm`):
   stock: `bert/sentence_prediction` on TFRecords from Model Garden's classifier_data_lib
          (padded to 128, float32), with the same converted MiniLM encoder and optimizer;
-  ours:  `bert_mrpc_minilm` with its defaults.
+  ours:  `bert_mrpc_minilm` with its defaults (bfloat16 on a CPU with AVX512_BF16 or AMX,
+         float32 elsewhere: the summary's `ours_dtype` says which).
 and records steady-state training examples/s, wall time, peak RSS and final dev accuracy/F1.
 Then it exports our model twice (our export, and a tutorial-style one padding to 128) and
 measures one-pair latency and batch-64 throughput. The last line printed is
@@ -126,22 +127,23 @@ print(json.dumps({'latency_ms_p50': 1000 * statistics.median(times),
 '''
 
 
-def measure_exports(model_dir):
-  """Our export vs a tutorial-style one, from the same checkpoint (and ours with float32
-  weights, to show what the bfloat16 ones bring).
+def measure_exports(model_dir, dtype):
+  """Our export vs a tutorial-style one, from the same checkpoint (and, for a bfloat16 run,
+  ours with float32 weights, to show what the bfloat16 ones bring).
 
   The tutorial-style one pads to 128, runs every layer on every position (output_range null),
   keeps float32 weights as variables and Model Garden's layers, as the tutorial's classifier
-  does; ours is `tfm export` as it is (bfloat16 weights for this bfloat16 run, fused serving
-  layers, weights frozen into the graph as they take under 64 MiB).
+  does; ours is `tfm export` as it is (the run's `dtype` for the weights, fused serving
+  layers, weights frozen into the graph when they take under 64 MiB: bfloat16 MiniLM's).
   """
   results = {}
-  for name, flags_of_style in (
-      ('ours', ['--trim_padding=true']),
-      ('ours_float32', ['--trim_padding=true', '--serving_dtype=float32']),
+  styles = [('ours', ['--trim_padding=true'])]
+  if dtype == 'bfloat16':
+    styles.append(('ours_float32', ['--trim_padding=true', '--serving_dtype=float32']))
+  for name, flags_of_style in styles + [
       ('tutorial_style', ['--trim_padding=false', '--serving_dtype=float32',
                           '--nofuse_layers', '--freeze_weights=false',
-                          '--params_override=task.model.encoder.bert.output_range=null'])):
+                          '--params_override=task.model.encoder.bert.output_range=null'])]:
     export_dir = os.path.join(FLAGS.output_dir, f'export-{name}')
     measure.run_measured([f'{measure.BIN}/tfm', 'export', '--experiment=bert_mrpc_minilm',
                   f'--model_dir={model_dir}', f'--export_dir={export_dir}', '--overwrite',
@@ -172,14 +174,17 @@ def main(_):
                         f'--output_dir={records}'], records + '.log')
   rows = [train(system, seed, params, records, checkpoint)
           for seed in range(FLAGS.seeds) for system in FLAGS.systems]
-  serving = measure_exports(next(r['model_dir'] for r in rows if r['system'] == 'ours'))
+  dtype = params.runtime.mixed_precision_dtype or 'float32'
+  serving = measure_exports(next(r['model_dir'] for r in rows if r['system'] == 'ours'), dtype)
   summary = {}
   for system in FLAGS.systems:
     mine = [r for r in rows if r['system'] == system]
     summary[system] = {key: round(mean(mine, key), 4) for key in
                        ('train_examples_per_s', 'wall_s', 'peak_rss_mib', 'accuracy', 'f1')}
   with open(os.path.join(FLAGS.output_dir, 'results.json'), 'w') as f:
-    json.dump({'runs': rows, 'summary': summary, 'serving': serving}, f, indent=2)
+    json.dump({'runs': rows, 'summary': summary, 'serving': serving, 'ours_dtype': dtype},
+              f, indent=2)
+  print(f'ours computes in {dtype} on this CPU (stock: float32)')
   print('| system | train ex/s | wall s | peak RSS MiB | dev acc | dev F1 |')
   print('| --- | ---: | ---: | ---: | ---: | ---: |')
   for system, s in summary.items():

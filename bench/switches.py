@@ -4,7 +4,8 @@ For every switch, short trainings of the real recipe on real MRPC run with the s
 off (Model Garden's default), everything else as `bert_mrpc_minilm` has it, alternating which
 goes first from round to round so that a drift of the machine hits both. A run's rate is the
 median examples/s of its training loops after the first (tracing). A switch has its place in
-`registry/templates/cpu_fast.yaml` only when every `on` run is faster than every `off` run:
+`registry/templates/cpu_fast.yaml` (bfloat16: `cpu_bfloat16.yaml`) only when every `on` run is
+faster than every `off` run:
 the gain is then larger than the run-to-run spread. `one_call_per_step` is a candidate that
 failed this (docs/PERFORMANCE.md); it stays here to be measured again.
 
@@ -21,6 +22,7 @@ from absl import app
 from absl import flags
 
 import measure
+from mrpc_task import cpu_features
 
 flags.DEFINE_string('output_dir', 'runs/switches', 'Where run logs and switches.json go.')
 flags.DEFINE_integer('rounds', 2, 'Runs per switch and arm.')
@@ -88,7 +90,15 @@ def main(_):
     raise SystemExit(f'--output_dir={FLAGS.output_dir} exists; choose another or delete it')
   os.makedirs(FLAGS.output_dir)
   names = FLAGS.switches or list(SWITCHES)
-  results = {}
+  fast_bfloat16 = cpu_features.has_fast_bfloat16()
+  if fast_bfloat16 is False and not FLAGS.switches:
+    # Emulated bfloat16 trains ~18x slower here: its on arm alone would take hours.
+    names.remove('bfloat16')
+    print('bfloat16 left out: this CPU has neither AVX512_BF16 nor AMX (--switches=bfloat16 '
+          'measures it anyway)', flush=True)
+  # The baseline the other switches are measured against: the experiment computes in
+  # bfloat16 only on a CPU with it (registry/experiments.py).
+  results = {'cpu_has_fast_bfloat16': fast_bfloat16}
   for name in names:
     on, off = SWITCHES[name]
     rates = {'on': [], 'off': []}
@@ -103,6 +113,8 @@ def main(_):
   print('| switch | on: examples/s | off: examples/s | gain | every on run faster |')
   print('| --- | --- | --- | ---: | --- |')
   for name, r in results.items():
+    if not isinstance(r, dict):
+      continue
     print(f"| {name} | {' / '.join(f'{v:.1f}' for v in r['on'])} | "
           f"{' / '.join(f'{v:.1f}' for v in r['off'])} | {100 * r['gain']:+.1f}% | "
           f"{'yes' if r['keeps_its_place'] else 'no'} |")

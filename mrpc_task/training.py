@@ -138,6 +138,15 @@ def run(params, model_dir: str, mode: str, *, enable_async_checkpointing: bool =
   return reporter
 
 
+def warn_if_bfloat16_is_emulated(runtime):
+  """A warning when `runtime` (a RuntimeConfig) trains in bfloat16 on a CPU without it."""
+  if cpu_features.bfloat16_is_emulated(runtime, cpu_features.has_fast_bfloat16()):
+    logging.warning(
+        'runtime.mixed_precision_dtype is bfloat16, but this CPU has neither AVX512_BF16 nor '
+        'AMX: TensorFlow emulates bfloat16 here, many times slower than float32 '
+        "(--params_override=runtime.mixed_precision_dtype='' trains in float32)")
+
+
 def train_experiment(experiment: str, model_dir: str, mode: str, *,
                      config_files: Sequence[str] = (), params_override: Optional[str] = None,
                      tpu: Optional[str] = None, tf_data_service: Optional[str] = None,
@@ -177,12 +186,7 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
         mode, params, model_dir, pretrain_steps=pretrain_steps)
   else:
     if params.runtime.mixed_precision_dtype:
-      if cpu_features.bfloat16_is_emulated(params.runtime,
-                                             cpu_features.has_fast_bfloat16()):
-        logging.warning(
-            'runtime.mixed_precision_dtype is bfloat16, but this CPU has neither AVX512_BF16 '
-            'nor AMX: TensorFlow emulates bfloat16 here, many times slower than float32 '
-            "(--params_override=runtime.mixed_precision_dtype='' trains in float32)")
+      warn_if_bfloat16_is_emulated(params.runtime)
       performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
     reporter = run(params, model_dir, mode, enable_async_checkpointing=enable_async_checkpointing)
   train_utils.save_gin_config(mode, model_dir)

@@ -26,8 +26,6 @@ def test_cpu_detection_says_none_when_it_cannot_tell(tmp_path):
   assert cpu_features.has_fast_bfloat16(str(tmp_path / 'no_flags')) is None
 
 
-
-
 def _minilm_mrpc(fast_bfloat16):
   return experiments.text_experiment(
       glue.TASKS['mrpc'], **experiments.minilm_recipe(fast_bfloat16=fast_bfloat16)).as_dict()
@@ -56,3 +54,16 @@ def test_minilm_experiments_compute_in_bfloat16_only_where_the_cpu_has_it():
 ])
 def test_emulated_bfloat16_is_bfloat16_on_a_cpu_without_it(runtime, fast, expected):
   assert cpu_features.bfloat16_is_emulated(cfg.RuntimeConfig(**runtime), fast) is expected
+
+
+@pytest.mark.parametrize('fast, warned', [(False, True), (True, False), (None, False)])
+def test_training_in_bfloat16_on_a_cpu_without_it_warns(monkeypatch, caplog, fast, warned):
+  from mrpc_task import training  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(cpu_features, 'has_fast_bfloat16', lambda: fast)
+  training.warn_if_bfloat16_is_emulated(cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'))
+  messages = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  assert messages == (
+      ["runtime.mixed_precision_dtype is bfloat16, but this CPU has neither AVX512_BF16 nor "
+       "AMX: TensorFlow emulates bfloat16 here, many times slower than float32 "
+       "(--params_override=runtime.mixed_precision_dtype='' trains in float32)"]
+      if warned else [])

@@ -137,6 +137,24 @@ def _tiny_plan(output_dir):
                     selection_template=experiments.template_path('selection'))
 
 
+def test_a_sweep_is_not_resumed_in_another_compute_type(tmp_path):
+  """The type the experiment resolves to is recorded (bert_*_minilm's follows the CPU): a
+  folder recorded with another is refused, naming it; one recorded before the key was kept
+  is taken as this machine's."""
+  plan = _tiny_plan(str(tmp_path / 'sweep'))
+  assert plan.shared['mixed_precision_dtype'] == 'float32'
+  sweep.claim_folder(plan)
+  recorded_path = tmp_path / 'sweep' / sweep.SWEEP_FILE
+  recorded = json.loads(recorded_path.read_text())
+  recorded_path.write_text(json.dumps(dict(recorded, mixed_precision_dtype='bfloat16')))
+  with pytest.raises(sweep.SweepError, match=r'holds a sweep with other mixed_precision_dtype'):
+    sweep.claim_folder(plan)
+  del recorded['mixed_precision_dtype']
+  recorded_path.write_text(json.dumps(recorded))
+  sweep.claim_folder(plan)
+  assert json.loads(recorded_path.read_text()) == plan.shared
+
+
 @pytest.mark.slow
 def test_sweep_runs_every_point_writes_results_resumes_and_soups(tmp_path):
   """Two points x one seed (mrpc_task.tuning.sweep, trained in this process): each run trained

@@ -372,9 +372,12 @@ def plan(experiment: str, *, grid: str, seeds: Sequence[int], output_dir: str,
                                          params_override=json.dumps(overrides[point, seeds[0]]))
     except errors.InputError as e:
       raise SweepError(f'{what}{e}') from e
+  # The compute type the experiment resolves to here: bert_*_minilm's depends on the CPU
+  # (registry/experiments.py), so a sweep resumed on another kind of CPU could mix them.
   shared = {'experiment': experiment, 'params_override': base_override,
             'selection': bool(selection_template), 'seed_keys': list(seed_keys),
-            'config_files': _file_digests(config_files), 'imports': list(imports)}
+            'config_files': _file_digests(config_files), 'imports': list(imports),
+            'mixed_precision_dtype': defaults.runtime.mixed_precision_dtype or 'float32'}
   return Plan(experiment=experiment, output_dir=output_dir, keys=[key for key, _ in axes],
               points=points_, seeds=list(seeds), config_files=files, overrides=overrides,
               metrics=list(task.metrics), data=data, shared=shared)
@@ -391,6 +394,9 @@ def claim_folder(plan_: Plan, label: str = 'output_dir'):
   if tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
       recorded = json.load(f)
+    # Sweeps recorded before the type was: they ran in bfloat16 on a CPU with it, float32
+    # elsewhere, which is what resolves again on the same machine.
+    recorded.setdefault('mixed_precision_dtype', plan_.shared['mixed_precision_dtype'])
     if recorded != plan_.shared:
       changed = sorted(k for k in set(recorded) | set(plan_.shared)
                        if recorded.get(k) != plan_.shared.get(k))
