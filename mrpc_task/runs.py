@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
+from absl import logging
 import yaml
 
 from mrpc_task import errors
@@ -98,6 +99,7 @@ def check_model_dir(model_dir: str, experiment: str, params, *, label: str = 'mo
       saved: Dict[str, Any] = yaml.safe_load(f) or {}
   except yaml.YAMLError as e:
     raise ModelDirError(f'{saved_path}: not valid YAML ({e}); {advice}') from e
+  _warn_of_another_compute_type(model_dir, saved, params, label)
   old_model = (saved.get('task') or {}).get('model')
   new_model = params.task.as_dict().get('model') if hasattr(params.task, 'as_dict') else None
   if old_model is None or new_model is None:
@@ -110,6 +112,25 @@ def check_model_dir(model_dir: str, experiment: str, params, *, label: str = 'mo
     raise ModelDirError(
         f'{label}={model_dir} holds a run of {owner} whose model differs from '
         f'experiment {experiment!r} ({shown}); its checkpoints cannot be restored: {advice}')
+
+
+def _compute_type(mixed_precision_dtype: Optional[str]) -> str:
+  return mixed_precision_dtype or 'float32'
+
+
+def _warn_of_another_compute_type(model_dir: str, saved: Dict[str, Any], params, label: str):
+  """A warning when a run resumes in another type than it trained in: `bert_*_minilm`
+  resolves bfloat16 or float32 from the CPU, so a run moved to another kind of machine
+  changes type (its float32 checkpoints restore either way)."""
+  runtime = getattr(params, 'runtime', None)
+  if runtime is None or checkpoint_step(model_dir) == 0:
+    return
+  before = _compute_type((saved.get('runtime') or {}).get('mixed_precision_dtype'))
+  now = _compute_type(runtime.mixed_precision_dtype)
+  if before != now:
+    logging.warning('%s=%s trained in %s; this process computes in %s from its last checkpoint '
+                    '(--params_override=runtime.mixed_precision_dtype=%s keeps %s)', label,
+                    model_dir, before, now, before if before != 'float32' else "''", before)
 
 
 def load_run_config(model_dir: str, experiment: Optional[str] = None, *,

@@ -177,6 +177,31 @@ def _saved_run(tmp_path, experiment, **overrides):
   return model_dir
 
 
+@pytest.mark.parametrize('saved, now, warned', [
+    ('bfloat16', '', True), ('', 'bfloat16', True), ('bfloat16', 'bfloat16', False),
+    (None, '', False)])
+def test_a_run_resumed_in_another_compute_type_is_warned_of(tmp_path, caplog, saved, now,
+                                                             warned):
+  """A run with a checkpoint resumed in another type (bert_*_minilm's follows the CPU) is
+  not refused (its float32 checkpoints restore) but warned of, naming both types."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  model_dir = _saved_run(tmp_path, 'bert_mrpc_tiny',
+                         runtime={'mixed_precision_dtype': saved})
+  tf.train.Checkpoint(step=tf.Variable(3)).write(os.path.join(model_dir, 'ckpt-3'))
+  with open(os.path.join(model_dir, 'checkpoint'), 'w') as f:
+    f.write('model_checkpoint_path: "ckpt-3"\n')
+  params = experiment_config.parse_experiment(
+      'bert_mrpc_tiny', params_override=json.dumps({'runtime': {'mixed_precision_dtype': now}}))
+  runs.check_model_dir(model_dir, 'bert_mrpc_tiny', params, label='--model_dir')
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  before, after = saved or 'float32', now or 'float32'
+  assert warnings == ([f'--model_dir={model_dir} trained in {before}; this process computes in '
+                       f'{after} from its last checkpoint '
+                       f'(--params_override=runtime.mixed_precision_dtype='
+                       f"{before if before != 'float32' else repr('')} keeps {before})"]
+                      if warned else [])
+
+
 def test_model_dir_of_another_experiment_or_model_is_refused(tmp_path, monkeypatch):
   """Another experiment's run, or the same experiment's run of another model, is refused
   naming the folder, both experiments and the differing key; a changed dropout is fine."""
