@@ -338,6 +338,19 @@ def test_help_and_argument_errors_answer_without_tensorflow():
           in result.stderr)
 
 
+def test_output_into_a_closed_pipe_ends_quietly():
+  """`tfm --help | head` (or predictions piped into a reader that stops): a reader that is
+  gone before tfm writes ends tfm with SIGPIPE's exit code, no traceback, no error line."""
+  read_end, write_end = os.pipe()
+  os.close(read_end)  # Every write to the pipe now fails: no race with a reader.
+  try:
+    result = subprocess.run([TFM, '--help'], stdout=write_end, stderr=subprocess.PIPE,
+                            cwd=REPO_ROOT, env=child_env(), text=True, timeout=300)
+  finally:
+    os.close(write_end)
+  assert (result.returncode, result.stderr) == (141, '')
+
+
 @pytest.mark.parametrize('variable, default', [('TF_CPP_MIN_LOG_LEVEL', '3'),
                                                ('TF_USE_LEGACY_KERAS', '1')])
 def test_tensorflow_start_up_settings_apply_unless_set(monkeypatch, variable, default):

@@ -26,6 +26,7 @@ unless TF_CPP_MIN_LOG_LEVEL says otherwise. `tf.keras` is tf_keras, as Model Gar
 import difflib
 import importlib
 import os
+import signal
 import sys
 import traceback
 from typing import Callable, List, Optional
@@ -190,6 +191,17 @@ def set_tensorflow_defaults():
 def main(argv: Optional[List[str]] = None,
          runner: Callable[[str, List[str]], None] = run_command) -> int:
   """Runs `tfm COMMAND ...`; returns the exit code (errors are printed, not raised)."""
+  try:
+    return _main(argv, runner)
+  except BrokenPipeError:
+    # Whatever read our output stopped reading (`tfm --help | head`, `tfm predict ... | head`):
+    # end as Unix tools end on SIGPIPE, without a traceback, and without Python's own error
+    # when it flushes stdout at exit.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
+
+
+def _main(argv: Optional[List[str]], runner: Callable[[str, List[str]], None]) -> int:
   set_tensorflow_defaults()
   argv = list(sys.argv if argv is None else argv)[1:]
   show_traceback = (TRACEBACK_FLAG in argv or
