@@ -99,7 +99,6 @@ def check_model_dir(model_dir: str, experiment: str, params, *, label: str = 'mo
       saved: Dict[str, Any] = yaml.safe_load(f) or {}
   except yaml.YAMLError as e:
     raise ModelDirError(f'{saved_path}: not valid YAML ({e}); {advice}') from e
-  _warn_of_another_compute_type(model_dir, saved, params, label)
   old_model = (saved.get('task') or {}).get('model')
   new_model = params.task.as_dict().get('model') if hasattr(params.task, 'as_dict') else None
   if old_model is None or new_model is None:
@@ -118,12 +117,22 @@ def _compute_type(mixed_precision_dtype: Optional[str]) -> str:
   return mixed_precision_dtype or 'float32'
 
 
-def _warn_of_another_compute_type(model_dir: str, saved: Dict[str, Any], params, label: str):
-  """A warning when a run resumes in another type than it trained in: `bert_*_minilm`
-  resolves bfloat16 or float32 from the CPU, so a run moved to another kind of machine
-  changes type (its float32 checkpoints restore either way)."""
+def warn_of_another_compute_type(model_dir: str, params, *, label: str = 'model_dir'):
+  """A warning when training resumes a run in another type than it trained in:
+  `bert_*_minilm` resolves bfloat16 or float32 from the CPU, so a run moved to another kind
+  of machine changes type (its float32 checkpoints restore either way). Call after
+  `check_model_dir`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  saved_path = os.path.join(model_dir, PARAMS_FILE)
   runtime = getattr(params, 'runtime', None)
-  if runtime is None or checkpoint_step(model_dir) == 0:
+  if runtime is None or not tf.io.gfile.exists(saved_path):
+    return
+  try:
+    if checkpoint_step(model_dir) == 0:
+      return
+    with tf.io.gfile.GFile(saved_path) as f:
+      saved = yaml.safe_load(f) or {}
+  except (IndexError, ValueError, yaml.YAMLError):  # A checkpoint not named ckpt-N, ...
     return
   before = _compute_type((saved.get('runtime') or {}).get('mixed_precision_dtype'))
   now = _compute_type(runtime.mixed_precision_dtype)

@@ -193,6 +193,7 @@ def test_a_run_resumed_in_another_compute_type_is_warned_of(tmp_path, caplog, sa
   params = experiment_config.parse_experiment(
       'bert_mrpc_tiny', params_override=json.dumps({'runtime': {'mixed_precision_dtype': now}}))
   runs.check_model_dir(model_dir, 'bert_mrpc_tiny', params, label='--model_dir')
+  runs.warn_of_another_compute_type(model_dir, params, label='--model_dir')
   warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
   before, after = saved or 'float32', now or 'float32'
   assert warnings == ([f'--model_dir={model_dir} trained in {before}; this process computes in '
@@ -341,14 +342,19 @@ def test_help_and_argument_errors_answer_without_tensorflow():
 def test_output_into_a_closed_pipe_ends_quietly():
   """`tfm --help | head` (or predictions piped into a reader that stops): a reader that is
   gone before tfm writes ends tfm with SIGPIPE's exit code, no traceback, no error line."""
-  read_end, write_end = os.pipe()
-  os.close(read_end)  # Every write to the pipe now fails: no race with a reader.
-  try:
-    result = subprocess.run([TFM, '--help'], stdout=write_end, stderr=subprocess.PIPE,
-                            cwd=REPO_ROOT, env=child_env(), text=True, timeout=300)
-  finally:
-    os.close(write_end)
-  assert (result.returncode, result.stderr) == (141, '')
+  for buffered in (True, False):  # Python buffers stdout into a pipe unless told not to.
+    env = child_env()
+    env.pop('PYTHONUNBUFFERED', None)
+    if not buffered:
+      env['PYTHONUNBUFFERED'] = '1'
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # Every write to the pipe now fails: no race with a reader.
+    try:
+      result = subprocess.run([TFM, '--help'], stdout=write_end, stderr=subprocess.PIPE,
+                              cwd=REPO_ROOT, env=env, text=True, timeout=300)
+    finally:
+      os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, ''), buffered
 
 
 @pytest.mark.parametrize('variable, default', [('TF_CPP_MIN_LOG_LEVEL', '3'),

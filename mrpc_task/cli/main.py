@@ -26,7 +26,7 @@ unless TF_CPP_MIN_LOG_LEVEL says otherwise. `tf.keras` is tf_keras, as Model Gar
 import difflib
 import importlib
 import os
-import signal
+import select
 import sys
 import traceback
 from typing import Callable, List, Optional
@@ -192,13 +192,27 @@ def main(argv: Optional[List[str]] = None,
          runner: Callable[[str, List[str]], None] = run_command) -> int:
   """Runs `tfm COMMAND ...`; returns the exit code (errors are printed, not raised)."""
   try:
-    return _main(argv, runner)
+    code = _main(argv, runner)
+    sys.stdout.flush()  # Into a pipe, buffered output is written here, not after the return.
+    return code
   except BrokenPipeError:
     # Whatever read our output stopped reading (`tfm --help | head`, `tfm predict ... | head`):
-    # end as Unix tools end on SIGPIPE, without a traceback, and without Python's own error
-    # when it flushes stdout at exit.
+    # end as Unix tools end on SIGPIPE (128 + 13), without a traceback, and without Python's
+    # own error when it flushes stdout at exit. A broken pipe that is not stdout's is raised.
+    if not _stdout_is_broken():
+      raise
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 128 + signal.SIGPIPE
+    return 141
+
+
+def _stdout_is_broken() -> bool:
+  """Whether stdout is a pipe whose reader is gone (poll reports an error on it)."""
+  try:
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(event & select.POLLERR for _, event in poller.poll(0))
+  except (AttributeError, OSError, ValueError):  # No poll here, or a stdout without a file.
+    return False
 
 
 def _main(argv: Optional[List[str]], runner: Callable[[str, List[str]], None]) -> int:
