@@ -7,15 +7,17 @@ than a float32 one (docs/PERFORMANCE.md, "bfloat16 on a CPU without it"), so the
 experiments compute in bfloat16 only where this says it pays.
 """
 
+import functools
 from typing import Optional
 
 CPUINFO = '/proc/cpuinfo'
 FAST_BFLOAT16_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 
+@functools.lru_cache(maxsize=None)
 def has_fast_bfloat16(cpuinfo: str = CPUINFO) -> Optional[bool]:
   """Whether this CPU multiplies bfloat16 natively (AVX512_BF16 or AMX); None where
-  `cpuinfo` cannot tell (not Linux)."""
+  `cpuinfo` cannot tell (not Linux). Read once per file: every `bert_*_minilm` config asks."""
   try:
     with open(cpuinfo) as f:
       flags = next((line.split(':', 1)[1].split() for line in f

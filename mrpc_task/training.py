@@ -179,7 +179,6 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
   runs.check_model_dir(model_dir, experiment, params, label=model_dir_label)
   if 'train' in mode:
     runs.warn_of_another_compute_type(model_dir, params, label=model_dir_label)
-  if 'train' in mode:
     runs.record_experiment(model_dir, experiment, imports)
     train_utils.serialize_config(params, model_dir)
   reporter = None
