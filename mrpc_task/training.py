@@ -11,7 +11,10 @@ Model Garden's trainer driven through `train_lib.OrbitExperimentRunner`'s public
 outside Google's own build, so the retry never runs there either.
 """
 
+import contextlib
 import math
+import os
+import shutil
 import tempfile
 from typing import Optional, Sequence
 
@@ -21,8 +24,10 @@ from mrpc_task import cpu_features
 from mrpc_task import progress
 
 
-def best_checkpoint_exporter(params, model_dir: str, strategy):
-  """Model Garden's best-checkpoint exporter, NaN-proof and written by the chief only."""
+def best_checkpoint_exporter(params, model_dir: str, strategy,
+                             scratch_dir: Optional[str] = None):
+  """Model Garden's best-checkpoint exporter, NaN-proof and written by the chief only
+  (a worker that is not the chief writes into `scratch_dir`, which it must be given)."""
   from official.core import train_utils  # pylint: disable=g-import-not-at-top
 
   class DefinedMetricExporter(train_utils.BestCheckpointExporter):
@@ -44,7 +49,9 @@ def best_checkpoint_exporter(params, model_dir: str, strategy):
   export_dir = f'{model_dir}/{subdir}'
   if not strategy.extended.should_checkpoint:
     # Saving may be collective, so non-chief workers save too, into a folder of their own.
-    export_dir = tempfile.mkdtemp(prefix='best_ckpt_non_chief_')
+    if not scratch_dir:
+      raise ValueError('a worker that is not the chief needs a scratch_dir to save into')
+    export_dir = f'{scratch_dir}/{subdir}'
   return DefinedMetricExporter(export_dir, metric, params.trainer.best_checkpoint_metric_comp)
 
 
@@ -89,6 +96,22 @@ def runner_class():
   return Runner
 
 
+def _worker_scratch_dir(strategy, cleanup: contextlib.ExitStack) -> Optional[str]:
+  """A folder, deleted when `cleanup` closes, for what a worker that is not the chief must
+  save but nobody reads (its best checkpoints); None on the chief."""
+  if strategy.extended.should_checkpoint:
+    return None
+  return cleanup.enter_context(tempfile.TemporaryDirectory(prefix='tfm_worker_'))
+
+
+def _delete_at_exit(cleanup: contextlib.ExitStack, checkpoint_dir: str, model_dir: str):
+  """Deletes, when `cleanup` closes, the temporary folder in which Model Garden's runner has
+  a worker that is not the chief save its checkpoints (`train_lib`'s `tempfile.mkdtemp()`,
+  which nobody deletes); never the model folder."""
+  if os.path.realpath(checkpoint_dir) != os.path.realpath(model_dir):
+    cleanup.callback(shutil.rmtree, checkpoint_dir, ignore_errors=True)
+
+
 def run(params, model_dir: str, mode: str, *, enable_async_checkpointing: bool = True
         ) -> Optional[progress.TrainingProgress]:
   """Trains and/or evaluates (`mode`, as Model Garden's) the experiment `params` in model_dir.
@@ -109,32 +132,38 @@ def run(params, model_dir: str, mode: str, *, enable_async_checkpointing: bool =
       num_gpus=params.runtime.num_gpus,
       tpu_address=params.runtime.tpu,
       **params.runtime.model_parallelism())
-  with strategy.scope():
-    task = task_factory.get_task(params.task, logging_dir=model_dir)
-    trainer = train_utils.create_trainer(
-        params, task, train='train' in mode, evaluate='eval' in mode,
-        checkpoint_exporter=best_checkpoint_exporter(params, model_dir, strategy))
-  reporter = None
-  if 'train' in mode:
-    task_config = params.task
-    reporter = progress.TrainingProgress(
-        total_steps=params.trainer.train_steps,
-        global_batch_size=task_config.train_data.global_batch_size,
-        step_fn=lambda: int(trainer.global_step.numpy()), model_dir=model_dir,
-        best_subdir=params.trainer.best_checkpoint_export_subdir,
-        splits=task_config.eval_splits if isinstance(task_config, configs.TextTaskConfig)
-        else ['dev'],
-        metrics=list(getattr(task_config, 'metrics', ('accuracy', 'f1'))),
-        best_metric=params.trainer.best_checkpoint_eval_metric,
-        # Orbit restores the checkpoint after the actions are made: read its step now.
-        start_step=runs.checkpoint_step(model_dir))
-  runner_class()(
-      distribution_strategy=strategy, task=task, mode=mode, params=params,
-      model_dir=model_dir, trainer=trainer,
-      save_summary=strategy.extended.should_save_summary,
-      train_actions=[reporter.on_train] if reporter else None,
-      eval_actions=[reporter.on_eval] if reporter else None,
-      enable_async_checkpointing=enable_async_checkpointing).run()
+  with contextlib.ExitStack() as cleanup:
+    scratch_dir = _worker_scratch_dir(strategy, cleanup)
+    with strategy.scope():
+      task = task_factory.get_task(params.task, logging_dir=model_dir)
+      trainer = train_utils.create_trainer(
+          params, task, train='train' in mode, evaluate='eval' in mode,
+          checkpoint_exporter=best_checkpoint_exporter(params, model_dir, strategy,
+                                                       scratch_dir))
+    reporter = None
+    if 'train' in mode:
+      task_config = params.task
+      reporter = progress.TrainingProgress(
+          total_steps=params.trainer.train_steps,
+          global_batch_size=task_config.train_data.global_batch_size,
+          step_fn=lambda: int(trainer.global_step.numpy()), model_dir=model_dir,
+          best_subdir=params.trainer.best_checkpoint_export_subdir,
+          splits=task_config.eval_splits if isinstance(task_config, configs.TextTaskConfig)
+          else ['dev'],
+          metrics=list(getattr(task_config, 'metrics', ('accuracy', 'f1'))),
+          best_metric=params.trainer.best_checkpoint_eval_metric,
+          # Orbit restores the checkpoint after the actions are made: read its step now.
+          start_step=runs.checkpoint_step(model_dir))
+    runner = runner_class()(
+        distribution_strategy=strategy, task=task, mode=mode, params=params,
+        model_dir=model_dir, trainer=trainer,
+        save_summary=strategy.extended.should_save_summary,
+        train_actions=[reporter.on_train] if reporter else None,
+        eval_actions=[reporter.on_eval] if reporter else None,
+        enable_async_checkpointing=enable_async_checkpointing)
+    if scratch_dir and runner.checkpoint_manager:
+      _delete_at_exit(cleanup, runner.checkpoint_manager.directory, model_dir)
+    runner.run()
   return reporter
 
 

@@ -116,8 +116,9 @@ _WORKERS_TIMEOUT_S = 600
 
 def _run_two_workers(model_dir, log_dir):
   """Runs 2 `multi_worker_mirrored` workers on loopback to the end, or until one fails: its
-  peer would wait for it until the timeout, so it is stopped. Returns (the first failure as
-  (exit code, worker index, stderr), or None; [(exit code, stdout, stderr)] per worker)."""
+  peer would wait for it until the timeout, so it is stopped. Each worker's TMPDIR is
+  `log_dir / f'tmp{index}'`. Returns (the first failure as (exit code, worker index, stderr),
+  or None; [(exit code, stdout, stderr)] per worker)."""
   cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(2)]}
   os.makedirs(log_dir)
   workers, logs = [], []
@@ -125,10 +126,12 @@ def _run_two_workers(model_dir, log_dir):
     tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': index}})
     out, err = (open(log_dir / f'worker{index}.{name}', 'w+') for name in ('out', 'err'))
     logs.append((out, err))
+    os.makedirs(log_dir / f'tmp{index}')
     workers.append(subprocess.Popen(
         _train_command(model_dir, 'multi_worker_mirrored'), cwd=REPO_ROOT,
-        env=child_env(TF_CONFIG=tf_config, PYTHONFAULTHANDLER='1'), stdout=out, stderr=err,
-        text=True))
+        env=child_env(TF_CONFIG=tf_config, PYTHONFAULTHANDLER='1',
+                      TMPDIR=str(log_dir / f'tmp{index}')),
+        stdout=out, stderr=err, text=True))
   deadline = time.monotonic() + _WORKERS_TIMEOUT_S
   first, timed_out = None, False
   while True:
@@ -172,10 +175,12 @@ def _train_command(model_dir, strategy):
 @pytest.mark.slow
 def test_two_workers_on_loopback_match_one_worker(tmp_path):
   """2 MultiWorkerMirrored workers: both train on their own shard; only the chief writes;
-  the chief's per-step losses and final scores equal a single worker's."""
+  the other worker's temporary checkpoints are deleted at its end; the chief's per-step
+  losses and final scores equal a single worker's."""
   for attempt in range(1, _RERUNS_AFTER_CRASH + 2):
     model_dir = tmp_path / f'two_workers_{attempt}'
-    first, outputs = _run_two_workers(model_dir, tmp_path / f'logs_{attempt}')
+    log_dir = tmp_path / f'logs_{attempt}'
+    first, outputs = _run_two_workers(model_dir, log_dir)
     if first is None or first[0] >= 0 or attempt > _RERUNS_AFTER_CRASH:
       break
     code, index, err = first
@@ -192,6 +197,10 @@ def test_two_workers_on_loopback_match_one_worker(tmp_path):
   assert tf.train.latest_checkpoint(str(model_dir)).endswith('ckpt-12')
   best = os.listdir(model_dir / 'best_ckpt')
   assert len([name for name in best if name.endswith('.index')]) == 1, best
+  # Worker 1 saved its checkpoints and best checkpoints into temporary folders, then deleted
+  # them.
+  for index in range(2):
+    assert not os.listdir(log_dir / f'tmp{index}'), (index, os.listdir(log_dir / f'tmp{index}'))
 
   single_dir = tmp_path / 'one_worker'
   subprocess.run(_train_command(single_dir, 'mirrored'), cwd=REPO_ROOT, env=child_env(),
