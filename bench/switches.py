@@ -4,9 +4,9 @@ For every switch, short trainings of the real recipe on real MRPC run with the s
 off (Model Garden's default), everything else as `bert_mrpc_minilm` has it, alternating which
 goes first from round to round so that a drift of the machine hits both. A run's rate is the
 median examples/s of its training loops after the first (tracing). A switch has its place in
-`registry/templates/cpu_fast.yaml` (bfloat16: `cpu_bfloat16.yaml`) only when every `on` run is
-faster than every `off` run:
-the gain is then larger than the run-to-run spread. `one_call_per_step` is a candidate that
+`registry/templates/cpu_fast.yaml` (bfloat16: `cpu_bfloat16.yaml`; an environment switch:
+tfm's defaults, `cli.main.set_tensorflow_defaults`) only when every `on` run is faster than
+every `off` run: the gain is then larger than the run-to-run spread. `one_call_per_step` is a candidate that
 failed this (docs/PERFORMANCE.md); it stays here to be measured again.
 
     MRPC_DATA_DIR=../shared/data/mrpc .venv/bin/python bench/switches.py --rounds=2
@@ -49,6 +49,11 @@ SWITCHES = {
     'output_range_1': ({'task': {'model': {'encoder': {'bert': {'output_range': 1}}}}},
                        {'task': {'model': {'encoder': {'bert': {'output_range': None}}}}}),
 }
+# name: (environment with the switch on, environment with it off), for what TensorFlow reads
+# from its environment when it starts (tfm's defaults: `cli.main.set_tensorflow_defaults`).
+ENV_SWITCHES = {
+    'onednn': ({'TF_ENABLE_ONEDNN_OPTS': '1'}, {'TF_ENABLE_ONEDNN_OPTS': '0'}),
+}
 
 
 def _merged(*overrides):
@@ -73,12 +78,13 @@ def _short_run() -> dict:
                            'warmup': {'linear': {'warmup_steps': steps // 10}}}}}
 
 
-def _train(name: str, arm: str, round_: int, override: dict) -> float:
+def _train(name: str, arm: str, round_: int, override: dict, env: dict) -> float:
   model_dir = os.path.join(FLAGS.output_dir, f'{name}-{arm}-{round_}')
   log = model_dir + '.log'
   measure.run_measured(
       [f'{measure.BIN}/tfm', 'train_experiment', f'--experiment={EXPERIMENT}', '--mode=train',
-       f'--model_dir={model_dir}', f'--params_override={json.dumps(override)}'], log)
+       f'--model_dir={model_dir}', f'--params_override={json.dumps(override)}'], log,
+      env={**os.environ, **env})
   rate = measure.steady_examples_per_second(log)
   print(json.dumps({'switch': name, 'arm': arm, 'round': round_, 'examples_per_s': rate}),
         flush=True)
@@ -89,7 +95,10 @@ def main(_):
   if os.path.exists(FLAGS.output_dir):
     raise SystemExit(f'--output_dir={FLAGS.output_dir} exists; choose another or delete it')
   os.makedirs(FLAGS.output_dir)
-  names = FLAGS.switches or list(SWITCHES)
+  names = FLAGS.switches or [*SWITCHES, *ENV_SWITCHES]
+  unknown = sorted(set(names) - set(SWITCHES) - set(ENV_SWITCHES))
+  if unknown:
+    raise SystemExit(f'--switches: unknown {unknown}; known: {[*SWITCHES, *ENV_SWITCHES]}')
   fast_bfloat16 = cpu_features.has_fast_bfloat16()
   if fast_bfloat16 is False and not FLAGS.switches:
     # Emulated bfloat16 trains ~18x slower here: its on arm alone would take hours.
@@ -100,12 +109,16 @@ def main(_):
   # bfloat16 only on a CPU with it (registry/experiments.py).
   results = {'cpu_has_fast_bfloat16': fast_bfloat16}
   for name in names:
-    on, off = SWITCHES[name]
+    if name in SWITCHES:
+      (on, off), (on_env, off_env) = SWITCHES[name], ({}, {})
+    else:
+      (on, off), (on_env, off_env) = ({}, {}), ENV_SWITCHES[name]
+    arms = {'on': (on, on_env), 'off': (off, off_env)}
     rates = {'on': [], 'off': []}
     for round_ in range(FLAGS.rounds):
-      order = (('on', on), ('off', off)) if round_ % 2 == 0 else (('off', off), ('on', on))
-      for arm, override in order:
-        rates[arm].append(_train(name, arm, round_, _merged(_short_run(), override)))
+      for arm in ('on', 'off') if round_ % 2 == 0 else ('off', 'on'):
+        override, env = arms[arm]
+        rates[arm].append(_train(name, arm, round_, _merged(_short_run(), override), env))
     gain = statistics.mean(rates['on']) / statistics.mean(rates['off']) - 1
     results[name] = {**rates, 'gain': gain, 'keeps_its_place': min(rates['on']) > max(rates['off'])}
   with open(os.path.join(FLAGS.output_dir, 'switches.json'), 'w') as f:

@@ -11,6 +11,10 @@ import tempfile
 import types
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from mrpc_task.cli import main as cli_main  # pylint: disable=g-import-not-at-top
+
+# TensorFlow starts here, in every child that imports this file and in tfm's children alike.
+cli_main.set_tensorflow_defaults()
 
 import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -358,10 +358,12 @@ def test_output_into_a_closed_pipe_ends_quietly():
 
 
 @pytest.mark.parametrize('variable, default', [('TF_CPP_MIN_LOG_LEVEL', '3'),
-                                               ('TF_USE_LEGACY_KERAS', '1')])
+                                               ('TF_USE_LEGACY_KERAS', '1'),
+                                               ('TF_ENABLE_ONEDNN_OPTS', '1')])
 def test_tensorflow_start_up_settings_apply_unless_set(monkeypatch, variable, default):
-  """tfm sets TF_CPP_MIN_LOG_LEVEL=3 (no CUDA-probe ERROR above its own lines) and
-  TF_USE_LEGACY_KERAS=1 (no Keras 3 loaded beside tf_keras) unless the user set them."""
+  """tfm sets TF_CPP_MIN_LOG_LEVEL=3 (no CUDA-probe ERROR above its own lines),
+  TF_USE_LEGACY_KERAS=1 (no Keras 3 loaded beside tf_keras) and TF_ENABLE_ONEDNN_OPTS=1
+  (oneDNN on CPUs where TensorFlow leaves it off) unless the user set them."""
   monkeypatch.delenv(variable, raising=False)
   cli_main.main(['tfm', 'export'], runner=lambda command, argv: None)
   assert os.environ[variable] == default

@@ -142,16 +142,18 @@ def served_op_types():
 
 
 def test_the_served_forward_runs_fused_multiplies_without_einsum_or_erf():
-  """What the serving forms are for: with oneDNN's graph rewrites (TensorFlow's default on
-  CPUs with AVX512_VNNI, AVX512_BF16 or AMX; turned on here for the child process that
-  measures, so the test checks the same on any x86 CPU), the frozen forward of the
-  MiniLM-shaped tiny model runs its dense layers as fused MatMul (+ BiasAdd, + GELU in the
-  feed-forward layer), no dense einsum, no separate Erf/Erfc, and no _MklLayerNorm."""
+  """What the serving forms are for: with oneDNN's graph rewrites (on in a process that
+  starts TensorFlow as tfm does, whatever the CPU: checked in a child with no
+  TF_ENABLE_ONEDNN_OPTS of its own), the frozen forward of the MiniLM-shaped tiny model runs
+  its dense layers as fused MatMul (+ BiasAdd, + GELU in the feed-forward layer), no dense
+  einsum, no separate Erf/Erfc, and no _MklLayerNorm."""
+  env = child_env()
+  env.pop('TF_ENABLE_ONEDNN_OPTS', None)
   result = subprocess.run(
-      [sys.executable, '-c', 'import json; from tests import test_serving_layers as t; '
+      [sys.executable, '-c', 'from mrpc_task.cli import main; main.set_tensorflow_defaults(); '
+       'import json; from tests import test_serving_layers as t; '
        'print(json.dumps(t.served_op_types()))'],
-      cwd=REPO_ROOT, env=child_env(TF_ENABLE_ONEDNN_OPTS='1'), capture_output=True, text=True,
-      timeout=600)
+      cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-4000:]
   types, fused_ops = json.loads(result.stdout.strip().splitlines()[-1])
   if not fused_ops:
