@@ -20,13 +20,14 @@ traceback.
 Help and argument errors answer before TensorFlow is imported (each command imports what it
 needs in its main), and TensorFlow's C++ start-up lines (CUDA probing, CPU features) are off
 unless TF_CPP_MIN_LOG_LEVEL says otherwise. `tf.keras` is tf_keras, as Model Garden needs
-(TF_USE_LEGACY_KERAS=1 unless you set it), and oneDNN's kernels are on whatever the CPU
+(TF_USE_LEGACY_KERAS=1 unless you set it), and oneDNN's kernels are on whatever the x86 CPU
 (TF_ENABLE_ONEDNN_OPTS=1 unless you set it).
 """
 
 import difflib
 import importlib
 import os
+import platform
 import select
 import sys
 import traceback
@@ -39,6 +40,7 @@ from mrpc_task import errors
 
 FLAGS = flags.FLAGS
 IMPORT_FLAG = '--import='
+X86_MACHINES = ('x86_64', 'amd64')  # `platform.machine()`, lowercased.
 TRACEBACK_FLAG = '--traceback'
 TRACEBACK_ENV = 'TFM_TRACEBACK'
 IMPORTED: List[str] = []  # Modules imported with --import, to repeat them in printed commands.
@@ -187,11 +189,12 @@ def set_tensorflow_defaults():
   # Keras 3, which pulls scikit-learn, pandas, OpenCV and matplotlib: 83 MB of memory and
   # 1.5 s of every command's start-up, for nothing Model Garden uses.
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-  # TensorFlow turns oneDNN's kernels and graph rewrites on by itself only on CPUs with
-  # AVX512_VNNI, AVX512_BF16 or AMX; elsewhere (AVX2 CPUs such as AMD's Zen 3) it runs Eigen's,
-  # which trained MiniLM in float32 20-28% slower there (docs/PERFORMANCE.md, bench/switches.py
-  # --switches=onednn).
-  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+  # TensorFlow turns oneDNN's kernels and graph rewrites on by itself only on x86 CPUs with
+  # AVX512_VNNI, AVX512_BF16 or AMX; on other x86 CPUs (AVX2 ones such as AMD's Zen 3) it runs
+  # Eigen's, which trained MiniLM in float32 20% slower there (docs/PERFORMANCE.md,
+  # bench/switches.py --switches=onednn). Other architectures keep TensorFlow's choice.
+  if platform.machine().lower() in X86_MACHINES:
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 
 def main(argv: Optional[List[str]] = None,
