@@ -16,6 +16,7 @@ Writes OUTPUT_DIR/switches.json and prints a Markdown table (docs/PERFORMANCE.md
 
 import json
 import os
+import platform
 import statistics
 
 from absl import app
@@ -23,6 +24,7 @@ from absl import flags
 
 import measure
 from mrpc_task import cpu_features
+from mrpc_task.cli import main as cli_main
 
 flags.DEFINE_string('output_dir', 'runs/switches', 'Where run logs and switches.json go.')
 flags.DEFINE_integer('rounds', 2, 'Runs per switch and arm.')
@@ -51,6 +53,8 @@ SWITCHES = {
 }
 # name: (environment with the switch on, environment with it off), for what TensorFlow reads
 # from its environment when it starts (tfm's defaults: `cli.main.set_tensorflow_defaults`).
+# The off arm is forced off, which is TensorFlow's own default only where it is measured for:
+# x86 CPUs without AVX512_VNNI, AVX512_BF16, AVX-VNNI or AMX (tfm sets it on x86 only).
 ENV_SWITCHES = {
     'onednn': ({'TF_ENABLE_ONEDNN_OPTS': '1'}, {'TF_ENABLE_ONEDNN_OPTS': '0'}),
 }
@@ -96,6 +100,8 @@ def main(_):
     raise SystemExit(f'--output_dir={FLAGS.output_dir} exists; choose another or delete it')
   os.makedirs(FLAGS.output_dir)
   names = FLAGS.switches or [*SWITCHES, *ENV_SWITCHES]
+  if platform.machine().lower() not in cli_main.X86_MACHINES and not FLAGS.switches:
+    names.remove('onednn')  # tfm leaves it to TensorFlow there.
   unknown = sorted(set(names) - set(SWITCHES) - set(ENV_SWITCHES))
   if unknown:
     raise SystemExit(f'--switches: unknown {unknown}; known: {[*SWITCHES, *ENV_SWITCHES]}')

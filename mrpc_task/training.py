@@ -101,15 +101,29 @@ def _worker_scratch_dir(strategy, cleanup: contextlib.ExitStack) -> Optional[str
   save but nobody reads (its best checkpoints); None on the chief."""
   if strategy.extended.should_checkpoint:
     return None
-  return cleanup.enter_context(tempfile.TemporaryDirectory(prefix='tfm_worker_'))
+  # A failure to delete it must not hide the error that ended the run.
+  return cleanup.enter_context(
+      tempfile.TemporaryDirectory(prefix='tfm_worker_', ignore_cleanup_errors=True))
 
 
-def _delete_at_exit(cleanup: contextlib.ExitStack, checkpoint_dir: str, model_dir: str):
+def _delete_at_exit(cleanup: contextlib.ExitStack, manager, model_dir: str):
   """Deletes, when `cleanup` closes, the temporary folder in which Model Garden's runner has
   a worker that is not the chief save its checkpoints (`train_lib`'s `tempfile.mkdtemp()`,
-  which nobody deletes); never the model folder."""
-  if os.path.realpath(checkpoint_dir) != os.path.realpath(model_dir):
-    cleanup.callback(shutil.rmtree, checkpoint_dir, ignore_errors=True)
+  which nobody deletes); never the model folder. `manager` is that runner's
+  CheckpointManager."""
+  if os.path.realpath(manager.directory) == os.path.realpath(model_dir):
+    return
+
+  def delete():
+    try:
+      # Orbit waits for a background save only when training returns; after an error one may
+      # still be writing into the folder.
+      manager.sync()
+    except Exception as error:  # pylint: disable=broad-except
+      logging.warning('a background save into %s failed: %s', manager.directory, error)
+    shutil.rmtree(manager.directory, ignore_errors=True)
+
+  cleanup.callback(delete)
 
 
 def run(params, model_dir: str, mode: str, *, enable_async_checkpointing: bool = True
@@ -162,7 +176,7 @@ def run(params, model_dir: str, mode: str, *, enable_async_checkpointing: bool =
         eval_actions=[reporter.on_eval] if reporter else None,
         enable_async_checkpointing=enable_async_checkpointing)
     if scratch_dir and runner.checkpoint_manager:
-      _delete_at_exit(cleanup, runner.checkpoint_manager.directory, model_dir)
+      _delete_at_exit(cleanup, runner.checkpoint_manager, model_dir)
     runner.run()
   return reporter
 

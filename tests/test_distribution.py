@@ -4,6 +4,7 @@ MirroredStrategy over 2 logical CPUs, in a child process (tests/two_cpus.py); an
 slow, CI runs it) MultiWorkerMirroredStrategy with 2 `tfm` workers on 127.0.0.1.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -15,6 +16,8 @@ import pytest
 import tensorflow as tf
 from official.core import base_trainer
 from official.core import task_factory
+
+from mrpc_task import training
 
 from tests import two_cpus
 from tests.conftest import FIXTURE_MRPC, TFM, REPO_ROOT, child_env, scalars, tiny_experiment
@@ -199,6 +202,7 @@ def test_two_workers_on_loopback_match_one_worker(tmp_path):
   assert len([name for name in best if name.endswith('.index')]) == 1, best
   # Worker 1 saved its checkpoints and best checkpoints into temporary folders, then deleted
   # them.
+  assert f'saved checkpoint to {log_dir / "tmp1"}/' in outputs[1][2]
   for index in range(2):
     assert not os.listdir(log_dir / f'tmp{index}'), (index, os.listdir(log_dir / f'tmp{index}'))
 
@@ -213,3 +217,36 @@ def test_two_workers_on_loopback_match_one_worker(tmp_path):
   one_eval = scalars(str(single_dir / 'validation'))
   for tag in ('accuracy', 'f1', 'validation_loss'):
     assert two_eval[tag][12] == pytest.approx(one_eval[tag][12], rel=1e-5), tag
+
+
+class _FakeManager:
+  """A CheckpointManager's `directory` and `sync`, the latter failing if asked to."""
+
+  def __init__(self, directory, sync_error=None):
+    self.directory, self.sync_error, self.synced = str(directory), sync_error, False
+
+  def sync(self):
+    self.synced = True
+    if self.sync_error:
+      raise self.sync_error
+
+
+def test_a_workers_checkpoint_folder_is_deleted_after_its_save_ends_but_never_the_model_dir(
+    tmp_path):
+  """The folder goes when the run ends, after waiting for a background save, even when that
+  save failed; a manager that saves into the model folder leaves it as it is."""
+  model_dir = tmp_path / 'model'
+  os.makedirs(model_dir)
+  (model_dir / 'ckpt-1.index').write_text('x')
+  for error in (None, RuntimeError('disk full')):
+    scratch = tmp_path / f'scratch_{error is None}'
+    os.makedirs(scratch)
+    (scratch / 'ckpt-1.index').write_text('x')
+    manager = _FakeManager(scratch, error)
+    with contextlib.ExitStack() as cleanup:
+      training._delete_at_exit(cleanup, manager, str(model_dir))
+      assert scratch.exists()
+    assert manager.synced and not scratch.exists()
+  with contextlib.ExitStack() as cleanup:
+    training._delete_at_exit(cleanup, _FakeManager(model_dir / '.'), str(model_dir))
+  assert os.listdir(model_dir) == ['ckpt-1.index']

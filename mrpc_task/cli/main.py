@@ -190,9 +190,10 @@ def set_tensorflow_defaults():
   # 1.5 s of every command's start-up, for nothing Model Garden uses.
   os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
   # TensorFlow turns oneDNN's kernels and graph rewrites on by itself only on x86 CPUs with
-  # AVX512_VNNI, AVX512_BF16 or AMX; on other x86 CPUs (AVX2 ones such as AMD's Zen 3) it runs
-  # Eigen's, which trained MiniLM in float32 20% slower there (docs/PERFORMANCE.md,
-  # bench/switches.py --switches=onednn). Other architectures keep TensorFlow's choice.
+  # AVX512_VNNI, AVX512_BF16, AVX-VNNI or AMX; on other x86 CPUs (AMD's Zen 2 and 3, Intel's
+  # Skylake-SP) it runs Eigen's, which trained MiniLM in float32 20% slower on a Zen 3
+  # (docs/PERFORMANCE.md, bench/switches.py --switches=onednn). Other architectures keep
+  # TensorFlow's choice.
   if platform.machine().lower() in X86_MACHINES:
     os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
