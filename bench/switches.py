@@ -16,7 +16,6 @@ Writes OUTPUT_DIR/switches.json and prints a Markdown table (docs/PERFORMANCE.md
 
 import json
 import os
-import platform
 import statistics
 
 from absl import app
@@ -24,7 +23,6 @@ from absl import flags
 
 import measure
 from mrpc_task import cpu_features
-from mrpc_task.cli import main as cli_main
 
 flags.DEFINE_string('output_dir', 'runs/switches', 'Where run logs and switches.json go.')
 flags.DEFINE_integer('rounds', 2, 'Runs per switch and arm.')
@@ -100,7 +98,7 @@ def main(_):
     raise SystemExit(f'--output_dir={FLAGS.output_dir} exists; choose another or delete it')
   os.makedirs(FLAGS.output_dir)
   names = FLAGS.switches or [*SWITCHES, *ENV_SWITCHES]
-  if platform.machine().lower() not in cli_main.X86_MACHINES and not FLAGS.switches:
+  if not cpu_features.is_x86() and not FLAGS.switches:
     names.remove('onednn')  # tfm leaves it to TensorFlow there.
   unknown = sorted(set(names) - set(SWITCHES) - set(ENV_SWITCHES))
   if unknown:

@@ -8,10 +8,17 @@ experiments compute in bfloat16 only where this says it pays.
 """
 
 import functools
+import platform
 from typing import Optional
 
 CPUINFO = '/proc/cpuinfo'
+X86_MACHINES = ('x86_64', 'amd64')  # `platform.machine()`, lowercased.
 FAST_BFLOAT16_FLAGS = ('avx512_bf16', 'amx_bf16')
+
+
+def is_x86() -> bool:
+  """Whether this is an x86 CPU, the only kind on which tfm turns oneDNN on itself."""
+  return platform.machine().lower() in X86_MACHINES
 
 
 @functools.lru_cache(maxsize=None)

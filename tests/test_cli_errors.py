@@ -5,7 +5,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from absl import flags
 import pytest
 
 from mrpc_task import configs
+from mrpc_task import cpu_features
 from mrpc_task import errors
 from mrpc_task import experiment_config
 from mrpc_task.cli import main as cli_main
@@ -358,13 +358,10 @@ def test_output_into_a_closed_pipe_ends_quietly():
     assert (result.returncode, result.stderr) == (141, ''), buffered
 
 
-_ON_X86 = platform.machine().lower() in cli_main.X86_MACHINES
-
-
 @pytest.mark.parametrize('variable, default', [
     ('TF_CPP_MIN_LOG_LEVEL', '3'), ('TF_USE_LEGACY_KERAS', '1'),
-    pytest.param('TF_ENABLE_ONEDNN_OPTS', '1',
-                 marks=pytest.mark.skipif(not _ON_X86, reason='set on x86 CPUs only'))])
+    pytest.param('TF_ENABLE_ONEDNN_OPTS', '1', marks=pytest.mark.skipif(
+        not cpu_features.is_x86(), reason='set on x86 CPUs only'))])
 def test_tensorflow_start_up_settings_apply_unless_set(monkeypatch, variable, default):
   """tfm sets TF_CPP_MIN_LOG_LEVEL=3 (no CUDA-probe ERROR above its own lines),
   TF_USE_LEGACY_KERAS=1 (no Keras 3 loaded beside tf_keras) and TF_ENABLE_ONEDNN_OPTS=1

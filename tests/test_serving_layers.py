@@ -2,7 +2,6 @@
 oneDNN fuses, and a frozen export serves what the variables held."""
 
 import json
-import platform
 import subprocess
 import sys
 
@@ -14,8 +13,8 @@ import tensorflow as tf
 from tensorflow.python.eager import context  # pylint: disable=g-direct-tensorflow-import
 import tf_keras
 
+from mrpc_task import cpu_features
 from mrpc_task import export
-from mrpc_task.cli import main as cli_main
 from mrpc_task import serving_layers
 from tests.conftest import (FIXTURE_MRPC, REPO_ROOT, child_env, read_mrpc, stored_weights,
                             tiny_encoder, tiny_experiment)
@@ -149,7 +148,7 @@ def test_the_served_forward_runs_fused_multiplies_without_einsum_or_erf():
   TF_ENABLE_ONEDNN_OPTS of its own), the frozen forward of the MiniLM-shaped tiny model runs
   its dense layers as fused MatMul (+ BiasAdd, + GELU in the feed-forward layer), no dense
   einsum, no separate Erf/Erfc, and no _MklLayerNorm."""
-  if platform.machine().lower() not in cli_main.X86_MACHINES:
+  if not cpu_features.is_x86():
     pytest.skip('tfm leaves oneDNN to TensorFlow off x86, and only oneDNN fuses the GELU')
   env = child_env()
   env.pop('TF_ENABLE_ONEDNN_OPTS', None)

@@ -27,7 +27,6 @@ unless TF_CPP_MIN_LOG_LEVEL says otherwise. `tf.keras` is tf_keras, as Model Gar
 import difflib
 import importlib
 import os
-import platform
 import select
 import sys
 import traceback
@@ -36,11 +35,11 @@ from typing import Callable, List, Optional
 from absl import app
 from absl import flags
 
+from mrpc_task import cpu_features
 from mrpc_task import errors
 
 FLAGS = flags.FLAGS
 IMPORT_FLAG = '--import='
-X86_MACHINES = ('x86_64', 'amd64')  # `platform.machine()`, lowercased.
 TRACEBACK_FLAG = '--traceback'
 TRACEBACK_ENV = 'TFM_TRACEBACK'
 IMPORTED: List[str] = []  # Modules imported with --import, to repeat them in printed commands.
@@ -194,7 +193,7 @@ def set_tensorflow_defaults():
   # Skylake-SP) it runs Eigen's, which trained MiniLM in float32 20% slower on a Zen 3
   # (docs/PERFORMANCE.md, bench/switches.py --switches=onednn). Other architectures keep
   # TensorFlow's choice.
-  if platform.machine().lower() in X86_MACHINES:
+  if cpu_features.is_x86():
     os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 
