@@ -19,7 +19,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
-import measure  # pylint: disable=unused-import  # Before TensorFlow: it starts TensorFlow as tfm does.
+# Before TensorFlow: it makes TensorFlow start as in tfm.
+import measure  # pylint: disable=unused-import
 
 flags.DEFINE_string('experiment', 'bert_mrpc_minilm', 'Registered experiment.')
 flags.DEFINE_string('params_override', '', 'Applied to the experiment, as tfm takes it.')
