@@ -40,6 +40,8 @@ def run_probabilities(run_dir):
   path = os.path.join(run_dir, PROBABILITIES)
   if os.path.exists(path):
     return dict(np.load(path))
+  from mrpc_task.cli import main as cli_main  # pylint: disable=g-import-not-at-top
+  cli_main.set_tensorflow_defaults()  # TensorFlow starts here: as in tfm (oneDNN, tf_keras).
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
   import registry  # pylint: disable=g-import-not-at-top,unused-import
