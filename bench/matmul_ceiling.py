@@ -111,8 +111,11 @@ def _lengths(task, params):
   """(batch, padded length) of each training batch of one epoch, and the word-piece count of
   each dev pair in file order: the probe sends pairs in that order, so its chunks mix
   lengths (the experiment's own evaluation batches would group them by length)."""
-  train = [tuple(features['input_word_ids'].shape) for features, _ in
-           task.build_inputs(params.task.train_data.replace(is_training=False))]
+  # Once through, every example (a training pipeline repeats, and fills each length bucket's
+  # last batch from the next epoch).
+  epoch = params.task.train_data.replace(is_training=False, drop_remainder=False)
+  train = [tuple(features['input_word_ids'].shape)
+           for features, _ in task.build_inputs(epoch)]
   dev = [int(n) for features, _ in
          task.build_inputs(params.task.validation_data.replace(padding='static'))
          for n in np.sum(features['input_mask'], axis=1)]
@@ -162,7 +165,8 @@ def main(_):
   train_examples = sum(batch for batch, _ in train_batches)
   train_flops = sum(3 * batch * forward_flops(length, shape)
                     for batch, length in train_batches) / train_examples
-  train_rows = int(np.mean([batch * length for batch, length in train_batches]))
+  full = max(batch for batch, _ in train_batches)  # What training runs: full batches.
+  train_rows = int(np.mean([full * length for batch, length in train_batches if batch == full]))
   pair_lengths = [_round_up(n, FLAGS.pad_multiple) for n in dev]
   pair_flops = np.mean([forward_flops(n, shape) for n in pair_lengths])
   pair_rows = int(np.mean(pair_lengths))
@@ -174,7 +178,8 @@ def main(_):
   print(f'{_cpu_name()}; {dtype.name} multiplies; encoder: {shape.layers} layers, hidden '
         f'{shape.hidden}, intermediate {shape.inner}, last layer rows {shape.output_range}')
   training_rate = matmul_rate(tf, train_rows, shape, dtype, backward=True)
-  print(f'training: {len(train_batches)} batches of an epoch, {train_rows} rows on average; '
+  print(f'training: {train_examples} examples in {len(train_batches)} batches, {train_rows} '
+        'rows a batch on average; '
         f'{train_flops / 1e9:.2f} GFLOP of multiplies per example; forward and backward '
         f'multiplies of {train_rows} rows at {training_rate / 1e9:.0f} GFLOP/s: at most '
         f'{training_rate / train_flops:.1f} examples/s')
