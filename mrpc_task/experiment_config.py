@@ -75,10 +75,10 @@ def _experiment_defaults(experiment: str, known: Sequence[str]):
     return exp_factory.get_exp_config(experiment)
   except LookupError:
     close = difflib.get_close_matches(experiment, known, n=3)
-    hint = (f'did you mean {", ".join(close)}?' if close else
-            f'registered here: {", ".join(known)}' if known else '')
+    hint = (f'; did you mean {", ".join(close)}?' if close else
+            f'; registered here: {", ".join(known)}' if known else '')
     raise ExperimentConfigError(
-        f'experiment {experiment!r}: no such registered experiment; {hint} (your own '
+        f'experiment {experiment!r}: no such registered experiment{hint} (your own '
         'registrations must be imported first)') from None
 
 

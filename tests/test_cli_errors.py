@@ -139,6 +139,10 @@ def test_unknown_experiment_and_missing_files_are_named(tmp_path):
                      match=r"experiment 'bert_mrpc_tyni': no such registered experiment; did "
                            r'you mean bert_mrpc_tiny'):
     experiment_config.parse_experiment('bert_mrpc_tyni', known=['bert_mrpc_tiny', 'bert_rte'])
+  with pytest.raises(experiment_config.ExperimentConfigError) as unknown:  # Names not given.
+    experiment_config.parse_experiment('bert_mrpc_tyni')
+  assert str(unknown.value) == ("experiment 'bert_mrpc_tyni': no such registered experiment "
+                                '(your own registrations must be imported first)')
   missing = str(tmp_path / 'missing.yaml')
   with pytest.raises(experiment_config.ExperimentConfigError,
                      match=rf'config file {missing}: no such file'):
