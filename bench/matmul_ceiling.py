@@ -6,10 +6,11 @@ set on another CPU can be judged here.
 
 Counts the encoder's multiply FLOPs (dense layers and attention's two products; a training
 step is forward plus the two products of each backward multiply, 3x) at the real padded
-lengths: the training batches of one epoch as the experiment batches them, and the dev pairs
-in file order as the export pads and chunks them (benchmark.py's probe: one pair at a time,
-and the first 384 in batches of 64). Then times one graph of the encoder's dense multiplies,
-in the experiment's compute type, at those row counts (forward and backward for training).
+lengths: the training batches of one epoch (unshuffled) as the experiment buckets them, and
+the dev pairs in file order as the export pads and chunks them for benchmark.py's probe (the
+median of its first 60 pairs one at a time; the first 384 in batches of 64). Then times one
+graph of the encoder's dense multiplies, in the experiment's compute type, at those row
+counts (forward and backward for training).
 
 The ceilings are optimistic: element-wise passes, Adam and tokenization count as free,
 attention's small batched products and the last layer's one-row multiplies (output_range) as
@@ -37,6 +38,7 @@ flags.DEFINE_integer('pad_multiple', choices.DEFAULT_PAD_MULTIPLE,
                      'As tfm export --pad_multiple.')
 flags.DEFINE_integer('sort_chunk_size', choices.DEFAULT_SORT_CHUNK_SIZE,
                      'As tfm export --sort_chunk_size.')
+flags.DEFINE_integer('probe_pairs', 60, 'Dev pairs the one-pair probe sends (benchmark.py).')
 flags.DEFINE_integer('serving_batch', 64, 'Pairs per request of the batch probe.')
 flags.DEFINE_integer('serving_pairs', 384, 'Dev pairs the batch probe sends (benchmark.py).')
 FLAGS = flags.FLAGS
@@ -80,7 +82,9 @@ def matmul_rate(tf, rows: int, shape: EncoderShape, dtype, backward: bool = Fals
 
   def forward(x):
     for query, key, value, output, up, down in weights:
-      attended = tf.matmul(x, query) + tf.matmul(x, key) + tf.matmul(x, value)
+      # Combined so that their backward multiplies differ: with a plain sum, the three weight
+      # gradients would be one product, which Grappler computes once.
+      attended = tf.matmul(x, query) * tf.matmul(x, key) + tf.matmul(x, value)
       x = tf.matmul(tf.matmul(tf.matmul(attended, output), up), down)
     return x
 
@@ -112,8 +116,9 @@ def _lengths(task, params):
   each dev pair in file order: the probe sends pairs in that order, so its chunks mix
   lengths (the experiment's own evaluation batches would group them by length)."""
   # Once through, every example (a training pipeline repeats, and fills each length bucket's
-  # last batch from the next epoch).
-  epoch = params.task.train_data.replace(is_training=False, drop_remainder=False)
+  # last batch from the next epoch); the lengths do not depend on the pair order.
+  epoch = params.task.train_data.replace(is_training=False, drop_remainder=False,
+                                         pair_order='as_is')
   train = [tuple(features['input_word_ids'].shape)
            for features, _ in task.build_inputs(epoch)]
   dev = [int(n) for features, _ in
@@ -165,11 +170,11 @@ def main(_):
   train_examples = sum(batch for batch, _ in train_batches)
   train_flops = sum(3 * batch * forward_flops(length, shape)
                     for batch, length in train_batches) / train_examples
-  full = max(batch for batch, _ in train_batches)  # What training runs: full batches.
-  train_rows = int(np.mean([full * length for batch, length in train_batches if batch == full]))
-  pair_lengths = [_round_up(n, FLAGS.pad_multiple) for n in dev]
-  pair_flops = np.mean([forward_flops(n, shape) for n in pair_lengths])
-  pair_rows = int(np.mean(pair_lengths))
+  full = params.task.train_data.global_batch_size  # What training runs: full batches.
+  train_rows = int(np.mean([full * length for _, length in train_batches]))
+  probed = sorted(_round_up(n, FLAGS.pad_multiple) for n in dev[:FLAGS.probe_pairs])
+  pair_rows = probed[len(probed) // 2]  # The median request's length.
+  pair_flops = forward_flops(pair_rows, shape)
   chunks = list(_serving_chunks(dev))
   chunk_flops = sum(len(chunk) * forward_flops(length, shape)
                     for chunk, length in chunks) / sum(len(chunk) for chunk, _ in chunks)
@@ -179,14 +184,15 @@ def main(_):
         f'{shape.hidden}, intermediate {shape.inner}, last layer rows {shape.output_range}')
   training_rate = matmul_rate(tf, train_rows, shape, dtype, backward=True)
   print(f'training: {train_examples} examples in {len(train_batches)} batches, {train_rows} '
-        'rows a batch on average; '
+        'rows a full batch on average; '
         f'{train_flops / 1e9:.2f} GFLOP of multiplies per example; forward and backward '
         f'multiplies of {train_rows} rows at {training_rate / 1e9:.0f} GFLOP/s: at most '
         f'{training_rate / train_flops:.1f} examples/s')
   pair_rate = matmul_rate(tf, pair_rows, shape, dtype)
-  print(f'one pair: {pair_rows} tokens on average (padded to a multiple of '
-        f'{FLAGS.pad_multiple}); {pair_flops / 1e9:.2f} GFLOP; multiplies of {pair_rows} rows '
-        f'at {pair_rate / 1e9:.0f} GFLOP/s: at least {1e3 * pair_flops / pair_rate:.1f} ms')
+  print(f'one pair: the median of the first {FLAGS.probe_pairs} has {pair_rows} tokens (padded '
+        f'to a multiple of {FLAGS.pad_multiple}); {pair_flops / 1e9:.2f} GFLOP; multiplies of '
+        f'{pair_rows} rows at {pair_rate / 1e9:.0f} GFLOP/s: at least '
+        f'{1e3 * pair_flops / pair_rate:.1f} ms')
   chunk_rate = matmul_rate(tf, chunk_rows, shape, dtype)
   print(f'the first {FLAGS.serving_pairs} dev pairs in batches of {FLAGS.serving_batch}, '
         f'sorted chunks of {FLAGS.sort_chunk_size}: {chunk_rows} rows a chunk on average; '
