@@ -40,8 +40,12 @@ def _command(model_dir):
 
 
 def _start(model_dir):
-  return subprocess.Popen(_command(model_dir), cwd=REPO_ROOT, env=child_env(), text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+  # A killed process cannot delete its temporary files (AutoGraph's generated modules, ~17 a
+  # process): they go to a folder of this test's, not to the machine's /tmp.
+  scratch = os.path.join(os.path.dirname(model_dir), 'tmp')
+  os.makedirs(scratch, exist_ok=True)
+  return subprocess.Popen(_command(model_dir), cwd=REPO_ROOT, env=child_env(TMPDIR=scratch),
+                          text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 
 def _steps_until(process, kill_after=None, lines=None, delay=0.0):
