@@ -78,13 +78,13 @@ def main(_):
   while done < FLAGS.warmup_steps:
     trainer.train(tf.constant(min(loop, FLAGS.warmup_steps - done), tf.int32))
     done += min(loop, FLAGS.warmup_steps - done)
-  logdir = tempfile.mkdtemp(prefix='step_profile_')
-  tf.profiler.experimental.start(logdir)
-  start = time.perf_counter()
-  trainer.train(tf.constant(FLAGS.steps, tf.int32))
-  seconds = time.perf_counter() - start
-  tf.profiler.experimental.stop()
-  totals, events = op_times(logdir)
+  with tempfile.TemporaryDirectory(prefix='step_profile_') as logdir:  # Read, then deleted.
+    tf.profiler.experimental.start(logdir)
+    start = time.perf_counter()
+    trainer.train(tf.constant(FLAGS.steps, tf.int32))
+    seconds = time.perf_counter() - start
+    tf.profiler.experimental.stop()
+    totals, events = op_times(logdir)
   total = sum(totals.values())
   batch = params.task.train_data.global_batch_size
   print(f'{FLAGS.steps} steps in {seconds:.2f} s ({FLAGS.steps * batch / seconds:.1f} '
