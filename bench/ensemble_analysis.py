@@ -23,6 +23,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mrpc_task.cli import main as cli_main  # pylint: disable=wrong-import-position
+
 PROBABILITIES = 'probabilities.npz'
 
 
@@ -40,8 +42,6 @@ def run_probabilities(run_dir):
   path = os.path.join(run_dir, PROBABILITIES)
   if os.path.exists(path):
     return dict(np.load(path))
-  from mrpc_task.cli import main as cli_main  # pylint: disable=g-import-not-at-top
-  cli_main.set_tensorflow_defaults()  # TensorFlow starts here: as in tfm (oneDNN, tf_keras).
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
   import registry  # pylint: disable=g-import-not-at-top,unused-import
@@ -98,6 +98,8 @@ def point_rows(point, runs):
 
 
 def main():
+  # Sets environment variables only: TensorFlow, if a run needs it, then starts as in tfm.
+  cli_main.set_tensorflow_defaults()
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('sweeps', nargs='+')
   parser.add_argument('--output', default='')

@@ -99,13 +99,15 @@ def matmul_rate(tf, rows: int, shape: EncoderShape, dtype, backward: bool = Fals
     return tape.gradient(y, [x] + flat)
 
   x = tf.cast(random.normal([rows, shape.hidden]), dtype)
-  tf.nest.map_structure(lambda t: t.numpy(), step(x))  # Traced and warm.
+  def call():  # Waits for every output.
+    tf.nest.map_structure(lambda t: t.numpy(), step(x))
+  call()  # Traced and warm.
   best = 0.0
   for _ in range(FLAGS.rounds):
     calls = 0
     start = time.perf_counter()
     while time.perf_counter() - start < FLAGS.seconds or calls < 3:
-      tf.nest.map_structure(lambda t: t.numpy(), step(x))
+      call()
       calls += 1
     best = max(best, calls / (time.perf_counter() - start))
   return best * dense_flops(rows, shape) * (3 if backward else 1)
@@ -132,8 +134,9 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 def _serving_chunks(dev):
-  """(multiply FLOPs, rows) of each chunk the export runs for the batch probe's requests:
-  each request's pairs sorted by length, cut into chunks, each padded to its longest pair."""
+  """(word-piece counts, padded length) of each chunk the export runs for the batch probe's
+  requests: each request's pairs sorted by length, cut into chunks, each padded to its
+  longest pair (rounded up to pad_multiple)."""
   pairs = dev[:FLAGS.serving_pairs]
   for start in range(0, len(pairs), FLAGS.serving_batch):
     ordered = sorted(pairs[start:start + FLAGS.serving_batch])
