@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import tempfile
 import time
 
 import farmhash
@@ -102,25 +103,26 @@ def main():
   transformers.set_seed(args.seed)
   model = transformers.AutoModelForSequenceClassification.from_pretrained(args.model_dir,
                                                                           num_labels=2)
-  training = transformers.TrainingArguments(
-      output_dir=os.path.join('/tmp', f'hf_parity_{os.getpid()}'), seed=args.seed,
-      per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
-      learning_rate=args.learning_rate, max_steps=args.steps, weight_decay=args.weight_decay,
-      warmup_steps=int(args.warmup_fraction * args.steps), lr_scheduler_type='linear',
-      max_grad_norm=args.max_grad_norm, save_strategy='no', eval_strategy='no',
-      report_to=[], logging_steps=50, use_cpu=True, dataloader_num_workers=0)
-  trainer = transformers.Trainer(
-      model=model, args=training, train_dataset=Pairs(train),
-      data_collator=transformers.DataCollatorWithPadding(tokenizer))
-  started = time.time()
-  trainer.train()
-  result = {'seed': args.seed, 'learning_rate': args.learning_rate, 'steps': args.steps,
-            'weight_decay': args.weight_decay, 'max_grad_norm': args.max_grad_norm,
-            'train_pairs': len(train), 'seconds': round(time.time() - started, 1),
-            'transformers': transformers.__version__, 'torch': torch.__version__}
-  for name, rows in (('selection', selection), ('dev', dev)):
-    output = trainer.predict(Pairs(rows))
-    result[name] = scores(output.label_ids, output.predictions.argmax(-1))
+  with tempfile.TemporaryDirectory(prefix='hf_parity_') as scratch:  # Trainer's output_dir.
+    training = transformers.TrainingArguments(
+        output_dir=scratch, seed=args.seed,
+        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+        learning_rate=args.learning_rate, max_steps=args.steps, weight_decay=args.weight_decay,
+        warmup_steps=int(args.warmup_fraction * args.steps), lr_scheduler_type='linear',
+        max_grad_norm=args.max_grad_norm, save_strategy='no', eval_strategy='no',
+        report_to=[], logging_steps=50, use_cpu=True, dataloader_num_workers=0)
+    trainer = transformers.Trainer(
+        model=model, args=training, train_dataset=Pairs(train),
+        data_collator=transformers.DataCollatorWithPadding(tokenizer))
+    started = time.time()
+    trainer.train()
+    result = {'seed': args.seed, 'learning_rate': args.learning_rate, 'steps': args.steps,
+              'weight_decay': args.weight_decay, 'max_grad_norm': args.max_grad_norm,
+              'train_pairs': len(train), 'seconds': round(time.time() - started, 1),
+              'transformers': transformers.__version__, 'torch': torch.__version__}
+    for name, rows in (('selection', selection), ('dev', dev)):
+      output = trainer.predict(Pairs(rows))
+      result[name] = scores(output.label_ids, output.predictions.argmax(-1))
   with open(args.output, 'a') as f:
     f.write(json.dumps(result) + '\n')
   print(json.dumps(result))
