@@ -60,6 +60,7 @@ def in_process_trainer(experiment: str, params_override: str = '', *, evaluate: 
   as `tfm train_experiment` sets them up (mixed precision policy, best-checkpoint exporter
   when model_dir is given, pretrained encoder restored), for profiles that drive the trainer
   a loop at a time."""
+  cli_main.import_tensorflow()  # As a tfm command imports it.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from official.core import task_factory  # pylint: disable=g-import-not-at-top
   from official.core import train_utils  # pylint: disable=g-import-not-at-top

@@ -74,6 +74,7 @@ class Sampler:
 def main(_):
   sampler = Sampler()
   sampler.mark('python')
+  measure.cli_main.import_tensorflow()  # As a tfm command imports it.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import official.core.train_utils  # pylint: disable=g-import-not-at-top,unused-import
   import registry  # pylint: disable=g-import-not-at-top,unused-import

@@ -71,6 +71,7 @@ def op_times(logdir: str):
 
 
 def main(_):
+  measure.cli_main.import_tensorflow()  # As a tfm command imports it.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   params, _, trainer = measure.in_process_trainer(FLAGS.experiment, FLAGS.params_override)
   loop = params.trainer.steps_per_loop

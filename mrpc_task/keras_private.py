@@ -34,6 +34,13 @@ And one TensorFlow function has no public counterpart in TensorFlow 2:
   TFLite converter uses) makes a traced function's variables constants, which oneDNN's
   kernels keep in their own layout between calls.
 
+And tfm's start-up relies on how tf_keras imports pandas:
+- no pandas in a tfm process (`cli.main.import_tensorflow`): tf_keras's data adapter imports
+  pandas (and pandas pyarrow, 62 MB together) in a `try` that carries on without it, only for
+  `model.fit` on a DataFrame; tfm hides pandas while TensorFlow loads. Checked by
+  tests/test_cli_errors.py (`test_a_run_of_ours_loads_neither_...`), which fails if tf_keras
+  loads pandas another way or cannot load without it.
+
 tests/test_keras_private.py checks each API below for what this module relies on, so an
 upgrade of tf-keras that changes one fails there, by name, instead of silently training
 every layer at the same rate or taking another path.

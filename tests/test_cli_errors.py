@@ -378,22 +378,30 @@ def test_tensorflow_start_up_settings_apply_unless_set(monkeypatch, variable, de
   assert os.environ[variable] == '0'
 
 
-def test_model_garden_experiments_are_registered_only_for_their_runs():
-  """A run of this package's experiment leaves Model Garden's vision models and Keras 3 out
-  of the process; bert/sentence_prediction is still found when asked for."""
+def test_a_run_of_ours_loads_neither_model_gardens_vision_nor_keras_3_nor_pandas():
+  """A run of this package's experiment, its TensorFlow imported as a tfm command imports it,
+  leaves Model Garden's vision models, Keras 3 and pandas out of the process: tf_keras took
+  the path it has for a missing pandas (mrpc_task/keras_private.py relies on it), and pandas
+  imports afterwards. bert/sentence_prediction is still found when asked for."""
   script = (
-      'import json, os, sys\n'
-      'os.environ["TF_USE_LEGACY_KERAS"] = "1"\n'
+      'import json, sys\n'
+      'from mrpc_task.cli import main\n'
+      'main.set_tensorflow_defaults()\n'
+      'main.import_tensorflow()\n'
       'import registry\n'
       'from official.core import exp_factory\n'
       'from mrpc_task.cli import train\n'
       'train.register_model_garden_experiments("bert_mrpc_minilm")\n'
-      'ours = sorted(m for m in ("official.vision", "keras", "sklearn") if m in sys.modules)\n'
+      'ours = sorted(m for m in ("official.vision", "keras", "sklearn", "pandas", "pyarrow")\n'
+      '              if m in sys.modules)\n'
+      'from tf_keras.src.engine import data_adapter\n'
+      'import pandas\n'
+      'without_pandas = data_adapter.pd is None and pandas.DataFrame is not None\n'
       'train.register_model_garden_experiments("bert/sentence_prediction")\n'
       'task = type(exp_factory.get_exp_config("bert/sentence_prediction").task).__name__\n'
-      'print(json.dumps([ours, "official.vision" in sys.modules, task]))\n')
+      'print(json.dumps([ours, without_pandas, "official.vision" in sys.modules, task]))\n')
   result = subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, env=child_env(),
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   assert json.loads(result.stdout.strip().splitlines()[-1]) == [
-      [], True, 'SentencePredictionConfig'], result.stderr[-2000:]
+      [], True, True, 'SentencePredictionConfig'], result.stderr[-2000:]
