@@ -207,13 +207,14 @@ def test_sweep_runs_every_point_writes_results_resumes_and_soups(tmp_path):
 @pytest.mark.slow
 def test_tfm_sweep_runs_one_point_resumes_and_refuses_what_does_not_fit(tmp_path):
   """The real command line (one process for the tfm commands, one per training and scoring
-  the sweep starts): a one-run sweep trains and scores; run again it runs nothing; another
-  override into the same folder, and a misspelt grid key, are refused with one line."""
+  the sweep starts): a one-run sweep trains and scores, its run recording the sweep's
+  --import; run again it runs nothing; another override into the same folder, and a
+  misspelt grid key, are refused with one line."""
   output_dir = tmp_path / 'sweep'
 
   def args(grid='task.model.dropout_rate=0.0', override=None, out=output_dir):
-    return {'argv': ['sweep', '--experiment=bert_mrpc_tiny', f'--grid={grid}', '--seeds=1',
-                     f'--output_dir={out}',
+    return {'argv': ['sweep', '--import=registry', '--experiment=bert_mrpc_tiny',
+                     f'--grid={grid}', '--seeds=1', f'--output_dir={out}',
                      f'--params_override={json.dumps(override or TINY_CLI_OVERRIDE)}']}
 
   other = dict(TINY_CLI_OVERRIDE, runtime={'mixed_precision_dtype': 'bfloat16'})
@@ -225,6 +226,8 @@ def test_tfm_sweep_runs_one_point_resumes_and_refuses_what_does_not_fit(tmp_path
   run_dir = output_dir / 'runs' / 'task.model.dropout_rate=0.0' / 'seed_0'
   assert 'summary | final selection: accuracy' in (run_dir / 'train.log').read_text()
   assert json.loads((run_dir / 'scores.json').read_text())['checkpoint'].endswith('ckpt-6')
+  assert json.loads((run_dir / 'tfm_run.json').read_text()) == {
+      'experiment': 'bert_mrpc_tiny', 'imports': ['registry']}
   assert '1 already done, 0 to run' in again['stdout']
   assert refused['code'] == 1 and refused['stderr'].strip().splitlines()[-1] == (
       f'tfm sweep: error: --output_dir={output_dir} holds a sweep with other params_override '

@@ -287,4 +287,7 @@ def _main(argv: Optional[List[str]], runner: Callable[[str, List[str]], None]) -
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  # `python -m mrpc_task.cli.main` (tfm sweep's runs) executes this file as `__main__`, a
+  # second copy of this module: run the package's own, the one the commands read (IMPORTED).
+  from mrpc_task.cli import main as package_main  # pylint: disable=g-import-not-at-top
+  sys.exit(package_main.main())
