@@ -24,6 +24,7 @@ from absl import app
 from absl import flags
 
 import measure  # Before TensorFlow: it sets how TensorFlow loads Keras.
+from mrpc_task.cli import main as cli_main
 
 flags.DEFINE_string('experiment', 'bert_mrpc_minilm', 'Registered experiment to profile.')
 flags.DEFINE_float('epochs', 1.0, 'Training epochs to run (the main job runs 3).')
@@ -71,42 +72,49 @@ class Sampler:
     self._thread.join()
 
 
+def _profile_run(sampler: Sampler, model_dir: str):
+  """The main job's phases after the imports, each marked on `sampler`; checkpoints go to
+  `model_dir`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mrpc_task import export  # pylint: disable=g-import-not-at-top
+  params, task, trainer = measure.in_process_trainer(
+      FLAGS.experiment, FLAGS.params_override, evaluate=True, model_dir=model_dir)
+  sampler.mark('Task, model, optimizer, encoder restored')
+
+  trainer.train(tf.constant(1, tf.int32))
+  sampler.mark('first step (input pipeline made, training loop traced)')
+  loop = params.trainer.steps_per_loop
+  total = int(FLAGS.epochs * params.trainer.validation_interval)
+  done = 1
+  while done < total:
+    steps = min(loop - done % loop, total - done)  # Back on the loop's boundaries.
+    trainer.train(tf.constant(steps, tf.int32))
+    done += steps
+    sampler.mark(f'training to step {done}' + (' (first pass over the data)'
+                                               if done == loop else ''))
+  trainer.evaluate(tf.constant(-1, tf.int32))
+  sampler.mark('evaluation of the whole dev set')
+  manager = tf.train.CheckpointManager(trainer.checkpoint, model_dir, max_to_keep=1)
+  manager.save(checkpoint_number=done)
+  sampler.mark('checkpoint write')
+  with tempfile.TemporaryDirectory() as export_dir:
+    export.export_model(params.task, task.build_model(), os.path.join(export_dir, 'e'),
+                        manager.latest_checkpoint)
+  sampler.mark('export (a new model, the checkpoint, SavedModel)')
+
+
 def main(_):
   sampler = Sampler()
   sampler.mark('python')
-  measure.cli_main.import_tensorflow()  # As a tfm command imports it.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  cli_main.import_tensorflow()  # As a tfm command imports it.
   import official.core.train_utils  # pylint: disable=g-import-not-at-top,unused-import
   import registry  # pylint: disable=g-import-not-at-top,unused-import
-  from mrpc_task import export  # pylint: disable=g-import-not-at-top
+  from mrpc_task import export  # pylint: disable=g-import-not-at-top,unused-import
   from mrpc_task import training  # pylint: disable=g-import-not-at-top,unused-import
   sampler.mark('imports (TensorFlow, Model Garden, mrpc_task)')
 
   with tempfile.TemporaryDirectory(prefix='memory_profile_') as model_dir:
-    params, task, trainer = measure.in_process_trainer(
-        FLAGS.experiment, FLAGS.params_override, evaluate=True, model_dir=model_dir)
-    sampler.mark('Task, model, optimizer, encoder restored')
-
-    trainer.train(tf.constant(1, tf.int32))
-    sampler.mark('first step (input pipeline made, training loop traced)')
-    loop = params.trainer.steps_per_loop
-    total = int(FLAGS.epochs * params.trainer.validation_interval)
-    done = 1
-    while done < total:
-      steps = min(loop - done % loop, total - done)  # Back on the loop's boundaries.
-      trainer.train(tf.constant(steps, tf.int32))
-      done += steps
-      sampler.mark(f'training to step {done}' + (' (first pass over the data)'
-                                                 if done == loop else ''))
-    trainer.evaluate(tf.constant(-1, tf.int32))
-    sampler.mark('evaluation of the whole dev set')
-    manager = tf.train.CheckpointManager(trainer.checkpoint, model_dir, max_to_keep=1)
-    manager.save(checkpoint_number=done)
-    sampler.mark('checkpoint write')
-    with tempfile.TemporaryDirectory() as export_dir:
-      export.export_model(params.task, task.build_model(), os.path.join(export_dir, 'e'),
-                          manager.latest_checkpoint)
-    sampler.mark('export (a new model, the checkpoint, SavedModel)')
+    _profile_run(sampler, model_dir)
   sampler.stop()
   peak = max(row['peak_mib'] for row in sampler.rows)
   print(f'peak resident memory: {peak} MiB')

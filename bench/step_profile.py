@@ -18,6 +18,7 @@ from absl import app
 from absl import flags
 
 import measure  # Before TensorFlow: it sets how TensorFlow loads Keras.
+from mrpc_task.cli import main as cli_main
 
 flags.DEFINE_string('experiment', 'bert_mrpc_minilm', 'Registered experiment to profile.')
 flags.DEFINE_integer('warmup_steps', 114, 'Steps before profiling (one MRPC epoch: every '
@@ -71,7 +72,7 @@ def op_times(logdir: str):
 
 
 def main(_):
-  measure.cli_main.import_tensorflow()  # As a tfm command imports it.
+  cli_main.import_tensorflow()  # As a tfm command imports it.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   params, _, trainer = measure.in_process_trainer(FLAGS.experiment, FLAGS.params_override)
   loop = params.trainer.steps_per_loop

@@ -104,6 +104,16 @@ def _seeded():
 
 
 @pytest.fixture
+def tfds_temporary_folders(tmp_path, monkeypatch):
+  """TFDS makes a temporary folder for each builder of a dataset not yet prepared and never
+  deletes it (`DatasetInfo.initialize_from_bucket`): with this they go into the test's folder,
+  not the machine's /tmp."""
+  scratch = tmp_path / 'tempfile'
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
+
+
+@pytest.fixture
 def mrpc_data_dir():
   """The real MRPC folder (MRPC_DATA_DIR); CI must provide it, locally it may be absent."""
   path = os.environ.get(experiments.DATA_DIR_ENV, '')

@@ -378,30 +378,40 @@ def test_tensorflow_start_up_settings_apply_unless_set(monkeypatch, variable, de
   assert os.environ[variable] == '0'
 
 
-def test_a_run_of_ours_loads_neither_model_gardens_vision_nor_keras_3_nor_pandas():
-  """A run of this package's experiment, its TensorFlow imported as a tfm command imports it,
-  leaves Model Garden's vision models, Keras 3 and pandas out of the process: tf_keras took
-  the path it has for a missing pandas (mrpc_task/keras_private.py relies on it), and pandas
-  imports afterwards. bert/sentence_prediction is still found when asked for."""
+def test_a_run_of_ours_loads_neither_model_gardens_vision_nor_keras_3_nor_pandas(tmp_path):
+  """`tfm train_experiment --import=MODULE` of this package's experiment: tfm imports
+  TensorFlow its own way (`import_tensorflow`) before your module and again before the
+  command's main, which then finds Model Garden's vision models, Keras 3 and pandas out of
+  the process, tf_keras on the path it has for a missing pandas (mrpc_task/keras_private.py
+  relies on it) and pandas importable. bert/sentence_prediction is still found when asked
+  for."""
+  (tmp_path / 'order_probe.py').write_text(
+      'import __main__\n__main__.ORDER.append("your module")\n')
   script = (
       'import json, sys\n'
-      'from mrpc_task.cli import main\n'
-      'main.set_tensorflow_defaults()\n'
-      'main.import_tensorflow()\n'
-      'import registry\n'
+      'from mrpc_task.cli import main, train\n'
+      'ORDER, FOUND = [], []\n'
+      'import_tensorflow = main.import_tensorflow\n'
+      'main.import_tensorflow = lambda: (ORDER.append("import_tensorflow"), import_tensorflow())\n'
+      'def probe(argv):\n'
+      '  ORDER.append("main")\n'
+      '  import registry\n'
+      '  train.register_model_garden_experiments("bert_mrpc_minilm")\n'
+      '  FOUND.extend(m for m in ("official.vision", "keras", "sklearn", "pandas", "pyarrow")\n'
+      '               if m in sys.modules)\n'
+      '  from tf_keras.src.engine import data_adapter\n'
+      '  import pandas\n'
+      '  FOUND.append(data_adapter.pd is None and pandas.DataFrame is not None)\n'
+      'train.main = probe\n'
+      'code = main.main(["tfm", "train_experiment", "--import=order_probe",\n'
+      '                  "--experiment=bert_mrpc_minilm", "--mode=train", "--model_dir=run"])\n'
       'from official.core import exp_factory\n'
-      'from mrpc_task.cli import train\n'
-      'train.register_model_garden_experiments("bert_mrpc_minilm")\n'
-      'ours = sorted(m for m in ("official.vision", "keras", "sklearn", "pandas", "pyarrow")\n'
-      '              if m in sys.modules)\n'
-      'from tf_keras.src.engine import data_adapter\n'
-      'import pandas\n'
-      'without_pandas = data_adapter.pd is None and pandas.DataFrame is not None\n'
       'train.register_model_garden_experiments("bert/sentence_prediction")\n'
       'task = type(exp_factory.get_exp_config("bert/sentence_prediction").task).__name__\n'
-      'print(json.dumps([ours, without_pandas, "official.vision" in sys.modules, task]))\n')
-  result = subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, env=child_env(),
+      'print(json.dumps([code, ORDER, FOUND, "official.vision" in sys.modules, task]))\n')
+  result = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, env=child_env(),
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   assert json.loads(result.stdout.strip().splitlines()[-1]) == [
-      [], True, True, 'SentencePredictionConfig'], result.stderr[-2000:]
+      0, ['import_tensorflow', 'your module', 'import_tensorflow', 'main'], [True], True,
+      'SentencePredictionConfig'], result.stderr[-2000:]

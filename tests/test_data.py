@@ -229,6 +229,7 @@ def test_tfrecord_source(tmp_path):
   assert _rows(from_records) == _rows(data.build_dataset(_data_config()))
 
 
+@pytest.mark.usefixtures('tfds_temporary_folders')
 def test_tfds_source_with_mock_data(monkeypatch):
   """The TFDS reader maps glue/mrpc features; mocked, so no network."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top

@@ -4,7 +4,6 @@ spec; then a load that either works (network) or fails at once saying why (offli
 TFDS failure that is not the network named as what it is."""
 
 import socket
-import tempfile
 
 import pytest
 import requests
@@ -15,14 +14,7 @@ from mrpc_task import glue
 from official.core import exp_factory
 
 
-@pytest.fixture(autouse=True)
-def tfds_temporary_folders_in_tmp_path(tmp_path, monkeypatch):
-  """TFDS makes a temporary folder for each builder of a dataset not yet prepared and never
-  deletes it (`DatasetInfo.initialize_from_bucket`): here they go into the test's folder, not
-  the machine's /tmp."""
-  scratch = tmp_path / 'tempfile'
-  scratch.mkdir()
-  monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
+pytestmark = pytest.mark.usefixtures('tfds_temporary_folders')
 
 
 def _data_config(name, monkeypatch):

@@ -123,8 +123,8 @@ def import_user_modules(argv: List[str]) -> List[str]:
   modules = [arg[len(IMPORT_FLAG):] for arg in argv if arg.startswith(IMPORT_FLAG)]
   if modules:
     import_tensorflow()  # Before your modules, which import it themselves.
-  if modules and os.getcwd() not in sys.path:
-    sys.path.insert(0, os.getcwd())
+    if os.getcwd() not in sys.path:
+      sys.path.insert(0, os.getcwd())
   for module in modules:
     try:
       importlib.import_module(module)
@@ -210,12 +210,11 @@ def import_tensorflow():
   While TensorFlow loads, tf_keras imports pandas (and pandas pyarrow) only so that
   `model.fit` can take a DataFrame, and carries on without it when that import fails; no tfm
   command passes one. Hidden for this one import (`None` in `sys.modules` makes an import
-  fail, by Python's documented rule), a tfm process holds 62 MB less and starts 0.6 s sooner
-  (docs/PERFORMANCE.md); afterwards pandas imports as usual, e.g. in your own modules.
-  mrpc_task/keras_private.py lists this reliance on tf_keras.
+  fail, by Python's documented rule), they are not loaded: less memory and a shorter start
+  (docs/PERFORMANCE.md, "Memory"). Later imports of pandas work, in your own modules too, but
+  `model.fit` on a DataFrame does not in a tfm process. mrpc_task/keras_private.py lists this
+  reliance on tf_keras. Once TensorFlow is imported, this does nothing.
   """
-  if 'tensorflow' in sys.modules:
-    return
   hide = 'pandas' not in sys.modules
   if hide:
     sys.modules['pandas'] = None
