@@ -36,7 +36,7 @@ And one TensorFlow function has no public counterpart in TensorFlow 2:
 
 And tfm's start-up relies on how tf_keras imports pandas:
 - no pandas in a tfm process (`cli.main.import_tensorflow`): tf_keras's data adapter imports
-  pandas (and pandas pyarrow, 62 MB together) in a `try` that carries on without it, only for
+  pandas (and pandas pyarrow: 62-76 MB) in a `try` that carries on without it, only for
   `model.fit` on a DataFrame; tfm hides pandas while TensorFlow loads. Checked by
   `test_a_run_of_ours_loads_neither_model_gardens_vision_nor_keras_3_nor_pandas`
   (tests/test_cli_errors.py), which fails if tf_keras loads pandas another way or cannot
