@@ -96,6 +96,11 @@ def test_unknown_command_and_import(monkeypatch, capsys):
   assert capsys.readouterr().err.splitlines() == [
       "tfm export: error: --import=no_such_tasks: no module 'no_such_tasks' (run tfm from the "
       'folder holding it, or put it on PYTHONPATH)']
+  assert cli_main.main(['tfm', 'export', '--import=json.no_such_tasks'],
+                       runner=lambda command, argv: None) == 2
+  assert capsys.readouterr().err.splitlines() == [
+      "tfm export: error: --import=json.no_such_tasks: no module 'json.no_such_tasks' (run tfm "
+      'from the folder holding it, or put it on PYTHONPATH)']
 
 
 @pytest.mark.parametrize('override, message', [
@@ -327,18 +332,20 @@ def test_undefined_metric_never_selects_the_best_checkpoint(tmp_path):
 
 def test_help_and_argument_errors_answer_without_tensorflow():
   """`tfm --help`, a command's --help (its own flags listed), a misspelt command, an unknown
-  flag and a flag out of range answer without importing TensorFlow."""
+  flag, a flag out of range and an --import module that is not there answer without
+  importing TensorFlow."""
   script = (
       'import json, sys\n'
       'from mrpc_task.cli import main\n'
       'codes = [main.main(["tfm"] + argv) for argv in json.loads(sys.argv[1])]\n'
       'print(json.dumps([codes, "tensorflow" in sys.modules]))\n')
   argvs = [['--help'], ['export', '--help'], ['trian'], ['predict', '--lr=3'],
-           ['export', '--model_dir=x', '--export_dir=y', '--sort_chunk_size=-1']]
+           ['export', '--model_dir=x', '--export_dir=y', '--sort_chunk_size=-1'],
+           ['train_experiment', '--import=no_such_registrations', '--experiment=x']]
   result = subprocess.run([sys.executable, '-c', script, json.dumps(argvs)], cwd=REPO_ROOT,
                           env=child_env(), capture_output=True, text=True, timeout=300)
   codes, imported = json.loads(result.stdout.strip().splitlines()[-1])
-  assert (codes, imported) == ([0, 0, 2, 2, 2], False), result.stderr[-2000:]
+  assert (codes, imported) == ([0, 0, 2, 2, 2, 2], False), result.stderr[-2000:]
   assert '--sort_chunk_size: With --trim_padding' in result.stdout  # export's own flags.
   assert ("tfm: error: unknown command 'trian'; did you mean train_experiment?"
           in result.stderr)

@@ -26,6 +26,7 @@ unless TF_CPP_MIN_LOG_LEVEL says otherwise. `tf.keras` is tf_keras, as Model Gar
 
 import difflib
 import importlib
+import importlib.util
 import os
 import select
 import sys
@@ -122,19 +123,27 @@ def import_user_modules(argv: List[str]) -> List[str]:
   """
   modules = [arg[len(IMPORT_FLAG):] for arg in argv if arg.startswith(IMPORT_FLAG)]
   if modules:
-    import_tensorflow()  # Before your modules, which import it themselves.
     if os.getcwd() not in sys.path:
       sys.path.insert(0, os.getcwd())
+    for module in modules:  # A missing one is named before TensorFlow's seconds of import.
+      top = module.split('.')[0]
+      if importlib.util.find_spec(top) is None:
+        raise UsageError(_no_module(module, top))
+    import_tensorflow()  # Before your modules, which import it themselves.
   for module in modules:
     try:
       importlib.import_module(module)
     except ModuleNotFoundError as e:
       if e.name and module.startswith(e.name):
-        raise UsageError(f'--import={module}: no module {e.name!r} (run tfm from the folder '
-                         'holding it, or put it on PYTHONPATH)') from e
+        raise UsageError(_no_module(module, e.name)) from e
       raise
     IMPORTED.append(module)
   return [arg for arg in argv if not arg.startswith(IMPORT_FLAG)]
+
+
+def _no_module(module: str, missing: str) -> str:
+  return (f'--import={module}: no module {missing!r} (run tfm from the folder holding it, or '
+          'put it on PYTHONPATH)')
 
 
 def _usage() -> str:
