@@ -101,6 +101,9 @@ def test_unknown_command_and_import(monkeypatch, capsys):
   assert capsys.readouterr().err.splitlines() == [
       "tfm export: error: --import=json.no_such_tasks: no module 'json.no_such_tasks' (run tfm "
       'from the folder holding it, or put it on PYTHONPATH)']
+  assert cli_main.main(['tfm', 'export', '--import=.tasks'],
+                       runner=lambda command, argv: None) == 2
+  assert capsys.readouterr().err.startswith("tfm export: error: --import=.tasks: no module '.tasks'")
 
 
 @pytest.mark.parametrize('override, message', [

@@ -127,8 +127,8 @@ def import_user_modules(argv: List[str]) -> List[str]:
       sys.path.insert(0, os.getcwd())
     for module in modules:  # A missing one is named before TensorFlow's seconds of import.
       top = module.split('.')[0]
-      if importlib.util.find_spec(top) is None:
-        raise UsageError(_no_module(module, top))
+      if not top or importlib.util.find_spec(top) is None:  # ('.mod' and '' have no top.)
+        raise UsageError(_no_module(module, top or module))
     import_tensorflow()  # Before your modules, which import it themselves.
   for module in modules:
     try:
