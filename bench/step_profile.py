@@ -18,7 +18,6 @@ from absl import app
 from absl import flags
 
 import measure  # Before TensorFlow: it sets how TensorFlow loads Keras.
-from mrpc_task.cli import main as cli_main
 
 flags.DEFINE_string('experiment', 'bert_mrpc_minilm', 'Registered experiment to profile.')
 flags.DEFINE_integer('warmup_steps', 114, 'Steps before profiling (one MRPC epoch: every '
@@ -72,14 +71,14 @@ def op_times(logdir: str):
 
 
 def main(_):
-  cli_main.import_tensorflow()  # As a tfm command imports it.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   params, _, trainer = measure.in_process_trainer(FLAGS.experiment, FLAGS.params_override)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (imported as tfm does, above)
   loop = params.trainer.steps_per_loop
   done = 0
   while done < FLAGS.warmup_steps:
-    trainer.train(tf.constant(min(loop, FLAGS.warmup_steps - done), tf.int32))
-    done += min(loop, FLAGS.warmup_steps - done)
+    steps = min(loop, FLAGS.warmup_steps - done)
+    trainer.train(tf.constant(steps, tf.int32))
+    done += steps
   with tempfile.TemporaryDirectory(prefix='step_profile_') as logdir:  # Read, then deleted.
     tf.profiler.experimental.start(logdir)
     start = time.perf_counter()
