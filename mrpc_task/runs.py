@@ -40,6 +40,16 @@ def checkpoint_step(model_dir: str) -> int:
   return int(latest.rsplit('-', 1)[1]) if latest else 0
 
 
+def check_has_checkpoint(model_dir: str, *, label: str = 'model_dir'):
+  """Fails when model_dir holds no checkpoint to evaluate (Orbit would initialize the
+  model instead and score that)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.train.latest_checkpoint(model_dir):
+    raise ModelDirError(
+        f'{label}={model_dir} holds no checkpoint to evaluate (evaluating it would score the '
+        'untrained initial weights): name the folder of a run, or train into this one first')
+
+
 def recorded_experiment(model_dir: str) -> Optional[str]:
   """The experiment `tfm train_experiment` recorded in model_dir, or None."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

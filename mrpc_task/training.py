@@ -201,9 +201,10 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
   """What `official.nlp.train`'s main does, given its flags' values: gin, the config, the
   model folder's checks and records, then `run` (or Model Garden's continuous fine-tuning).
 
-  A model folder holding another experiment's run is refused before anything is written;
-  pure evaluation modes write nothing there (a continuous evaluation may run beside the
-  trainer).
+  A model folder holding another experiment's run is refused before anything is written, and
+  so is `eval` of a folder without a checkpoint: Model Garden would score the initial weights
+  (an untrained head) and keep them as the best checkpoint. Pure evaluation modes record no
+  params.yaml or run there (a continuous evaluation may run beside the trainer).
 
   Returns:
     See `run`.
@@ -220,6 +221,8 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
       tf_data_service=tf_data_service, known=known)
   logging.debug('Experiment parameters: %s', params.as_dict())
   runs.check_model_dir(model_dir, experiment, params, label=model_dir_label)
+  if mode == 'eval':
+    runs.check_has_checkpoint(model_dir, label=model_dir_label)
   if 'train' in mode:
     runs.warn_of_another_compute_type(model_dir, params, label=model_dir_label)
     runs.record_experiment(model_dir, experiment, imports)
