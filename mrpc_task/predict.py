@@ -95,11 +95,13 @@ def _text_columns(fields: List[str], name: str, info: TaskInfo,
     return found[0]
   if wanted == 2 and ones:
     raise _arity_error(name, info, ones[0])
-  usual = own and [own] or []
+  usual = list(dict.fromkeys(([own] if own else []) +
+                             list(PAIR_COLUMNS if wanted == 2 else ONE_COLUMNS)))
+  example = '<TAB>'.join(('sentence1', 'sentence2') if wanted == 2 else ('sentence',))
   raise PredictInputError(
-      f'{name}:1: header {fields} has none of the text columns '
-      f'{usual + list(PAIR_COLUMNS if wanted == 2 else ONE_COLUMNS)}; name the column(s)'
-      f'{tsv_reader.separator_hint(fields)}')
+      f'{name}:1: header {fields} has none of the text columns {usual}; name the column(s) '
+      f'(tfm predict: --sentence1_column, --sentence2_column), or, if the file has no header, '
+      f'give it one such as {example}{tsv_reader.separator_hint(fields)}')
 
 
 def _tsv_layout(first_line: bytes, name: str, info: TaskInfo,

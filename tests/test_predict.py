@@ -67,6 +67,19 @@ def test_bad_input_names_file_and_line(text, message):
     _read(text)
 
 
+def test_a_file_without_the_usual_columns_is_told_how_to_name_them():
+  """A headerless pair file: one line that lists each usual pair of columns once (MRPC's own
+  are also GLUE's first) and says how to name them or which header to add."""
+  with pytest.raises(ValueError) as raised:
+    _read('A man eats.\tA man is eating.\n')
+  assert str(raised.value) == (
+      "in.txt:1: header ['A man eats.', 'A man is eating.'] has none of the text columns "
+      "[('#1 String', '#2 String'), ('sentence1', 'sentence2'), ('question1', 'question2'), "
+      "('question', 'sentence'), ('premise', 'hypothesis')]; name the column(s) (tfm predict: "
+      '--sentence1_column, --sentence2_column), or, if the file has no header, give it one such '
+      'as sentence1<TAB>sentence2')
+
+
 def test_skip_mode_counts_every_dropped_row():
   """With on_bad_rows=skip good rows come through; bad ones and inner blank lines are
   counted (trailing blank lines just end the input), keeping only the first messages."""
