@@ -246,11 +246,13 @@ def write_report(model_dir: str, output_dir: Optional[str] = None, *,
     its data was logged) and, for each plot left out, why.
 
   Raises:
-    FileNotFoundError: model_dir holds no event files at all.
+    FileNotFoundError: model_dir is not a folder, or holds no event files at all.
     safe_output.OutputError: output_dir is a file or an event folder, or holds an earlier
       report and overwrite is False.
   """
   model_label, output_label = labels
+  if not tf.io.gfile.isdir(model_dir):
+    raise FileNotFoundError(f'{model_label}={model_dir!r}: no such folder')
   train_dir, validation_dir = (os.path.join(model_dir, name) for name in ('train', 'validation'))
   output_dir = output_dir or os.path.join(model_dir, 'report')
   safe_output.refuse_overlap(output_dir, {'train/': train_dir, 'validation/': validation_dir},

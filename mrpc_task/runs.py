@@ -180,14 +180,15 @@ def load_run_config(model_dir: str, experiment: Optional[str] = None, *,
     raise ModelDirError(
         f'{label}={model_dir} holds a run of experiment {recorded!r}, not {experiment!r}: '
         f'name {recorded} (or leave the experiment out)')
-  experiment = experiment or recorded
-  if not experiment:
-    raise ModelDirError(f'{label}={model_dir} records no experiment: name it')
   saved = experiment_config.saved_params_path(model_dir)
   if not tf.io.gfile.exists(saved):
     raise ModelDirError(
         f'{label}={model_dir} has no {PARAMS_FILE}: not a training run of tfm '
         'train_experiment (or it never started training)')
+  experiment = experiment or recorded
+  if not experiment:
+    raise ModelDirError(f'{label}={model_dir} records no experiment (no {RUN_FILE}: trained '
+                        'by Model Garden itself?): name it with --experiment')
   try:
     with tf.io.gfile.GFile(saved) as f:
       content = yaml.safe_load(f)

@@ -260,6 +260,24 @@ def test_eval_of_a_folder_without_a_checkpoint_is_refused_before_writing(tmp_pat
   runs.check_has_checkpoint(no_checkpoint)
 
 
+def test_a_folder_that_is_no_run_of_ours_is_named_for_what_it_lacks(tmp_path, monkeypatch):
+  """The commands that read a run (export, evaluate, soup): an empty folder lacks params.yaml
+  whether or not --experiment is given; a run without tfm_run.json (trained by Model Garden
+  itself) needs --experiment, and reads with it."""
+  monkeypatch.delenv('MRPC_DATA_DIR', raising=False)
+  (tmp_path / 'empty').mkdir()
+  for experiment in (None, 'bert_mrpc_tiny'):
+    with pytest.raises(runs.ModelDirError, match=r'empty has no params\.yaml: not a training '):
+      runs.load_run_config(str(tmp_path / 'empty'), experiment)
+  model_dir = _saved_run(tmp_path, 'bert_mrpc_tiny')
+  os.remove(os.path.join(model_dir, runs.RUN_FILE))
+  with pytest.raises(runs.ModelDirError, match=(
+      rf'^model_dir={model_dir} records no experiment \(no tfm_run\.json: trained by Model '
+      r'Garden itself\?\): name it with --experiment$')):
+    runs.load_run_config(model_dir)
+  assert runs.load_run_config(model_dir, 'bert_mrpc_tiny')[0] == 'bert_mrpc_tiny'
+
+
 def _digest(folder):
   """A hash of every file's name and bytes under a folder."""
   digest = hashlib.sha256()

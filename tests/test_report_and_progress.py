@@ -53,9 +53,13 @@ def test_confusion_matrix_is_the_last_evaluation(trained):
 
 
 def test_report_on_a_folder_without_events_says_so(tmp_path):
-  """An empty model_dir fails with a message naming it."""
+  """An empty model_dir fails with a message naming it; a missing one, saying it is missing
+  (before anything is written)."""
   with pytest.raises(FileNotFoundError, match='no TensorBoard event files'):
     report.write_report(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match=r"^model_dir='\S+/typo': no such folder$"):
+    report.write_report(str(tmp_path / 'typo'))
+  assert not (tmp_path / 'typo').exists()
 
 
 def test_training_prints_progress_and_summary(training_run):
