@@ -372,15 +372,21 @@ def predict(serve, examples: Iterator[Example], out: TextIO, info: TaskInfo, *,
   return stats
 
 
+def _counted(count: int, noun: str) -> str:
+  return f'{count} {noun}' + ('' if count == 1 else 's')
+
+
 def summary_lines(stats: PredictionStats, skipped: tsv_reader.SkipLog) -> List[str]:
-  """What to tell the user at the end: rows, skips and, on labeled input, the scores."""
-  lines = [f'predicted {stats.rows} examples']
+  """What to tell the user at the end: rows (saying so when there were none), skips and,
+  on labeled input, the scores."""
+  lines = [f'predicted {_counted(stats.rows, "example")}' +
+           ('' if stats.rows or skipped.count else ' (the input holds none)')]
   if skipped.count:
-    lines.append(f'skipped {skipped.count} rows: {skipped}')
+    lines.append(f'skipped {_counted(skipped.count, "row")}: {skipped}')
   if stats.labeled:
     scores = stats.scores()
     shown = ' | '.join(f'{name} {scores[name]:.4f}' for name in stats.info.metrics)
-    lines.append(f'{stats.labeled} labeled examples: {shown}')
+    lines.append(f'{_counted(stats.labeled, "labeled example")}: {shown}')
   return lines
 
 

@@ -80,6 +80,17 @@ def test_a_file_without_the_usual_columns_is_told_how_to_name_them():
       'as sentence1<TAB>sentence2')
 
 
+def test_the_summary_counts_in_words_and_says_when_the_input_held_nothing():
+  """One example / row is singular; an input with no rows at all is said to hold none."""
+  stats, skipped = predict.PredictionStats(MRPC), tsv_reader.SkipLog()
+  assert predict.summary_lines(stats, skipped) == ['predicted 0 examples (the input holds none)']
+  stats.add([1], np.array([1]))
+  skipped.add('in.txt:3: blank line')
+  assert predict.summary_lines(stats, skipped) == [
+      'predicted 1 example', 'skipped 1 row: in.txt:3: blank line',
+      '1 labeled example: accuracy 1.0000 | f1 1.0000']
+
+
 def test_skip_mode_counts_every_dropped_row():
   """With on_bad_rows=skip good rows come through; bad ones and inner blank lines are
   counted (trailing blank lines just end the input), keeping only the first messages."""
