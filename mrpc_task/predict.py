@@ -98,10 +98,11 @@ def _text_columns(fields: List[str], name: str, info: TaskInfo,
   usual = list(dict.fromkeys(([own] if own else []) +
                              list(PAIR_COLUMNS if wanted == 2 else ONE_COLUMNS)))
   example = '<TAB>'.join(('sentence1', 'sentence2') if wanted == 2 else ('sentence',))
+  named_by = '--sentence1_column, --sentence2_column' if wanted == 2 else '--sentence1_column'
   raise PredictInputError(
       f'{name}:1: header {fields} has none of the text columns {usual}; name the column(s) '
-      f'(tfm predict: --sentence1_column, --sentence2_column), or, if the file has no header, '
-      f'give it one such as {example}{tsv_reader.separator_hint(fields)}')
+      f'(tfm predict: {named_by}), or, if the file has no header, give it one such as '
+      f'{example}{tsv_reader.separator_hint(fields)}')
 
 
 def _tsv_layout(first_line: bytes, name: str, info: TaskInfo,

@@ -78,6 +78,11 @@ def test_a_file_without_the_usual_columns_is_told_how_to_name_them():
       "('question', 'sentence'), ('premise', 'hypothesis')]; name the column(s) (tfm predict: "
       '--sentence1_column, --sentence2_column), or, if the file has no header, give it one such '
       'as sentence1<TAB>sentence2')
+  one_sentence = TaskInfo(name='sst2', class_names=CLASSES, inputs=['sentence'])
+  with pytest.raises(ValueError, match=(
+      r"; name the column\(s\) \(tfm predict: --sentence1_column\), or, if the file has no "
+      r'header, give it one such as sentence$')):
+    _read('A fine film.\n', one_sentence)
 
 
 def test_the_summary_counts_in_words_and_says_when_the_input_held_nothing():
