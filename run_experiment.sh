@@ -43,9 +43,16 @@ export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 bash .ci/setup.sh
 .venv/bin/tfm train_experiment --experiment="$EXPERIMENT" --mode=train_and_eval \
   --model_dir="$MODEL_DIR" --noenable_async_checkpointing "$@"
+# Both of absl's forms: --flag=value, and --flag value.
 export_args=()
-for arg in "$@"; do
-  case "$arg" in --params_override=*|--config_file=*|--import=*) export_args+=("$arg") ;; esac
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    --params_override=*|--config_file=*|--import=*) export_args+=("${args[i]}") ;;
+    --params_override|--config_file|--import)
+      export_args+=("${args[i]}" "${args[i + 1]-}")
+      i=$((i + 1)) ;;
+  esac
 done
 # The final weights, not the checkpoint that scored best on dev: that would be a choice made
 # on the data the figures are reported on.
