@@ -414,6 +414,14 @@ def test_unreadable_hf_files_are_named(tmp_path, tf1_weights, damage, message):
   assert not (tmp_path / 'out').exists()
 
 
+def test_a_misspelt_hf_folder_is_named_as_missing(tmp_path):
+  """A --input folder that does not exist is named as such, not as a missing config.json."""
+  with pytest.raises(FileNotFoundError, match=(
+      rf'^{tmp_path}/hf_typo: no such folder \(the conversion reads config\.json there\)$')):
+    conversion.convert_hf(tmp_path / 'hf_typo', tmp_path / 'out')
+  assert not (tmp_path / 'out').exists()
+
+
 def test_the_cache_converts_in_a_child_and_names_a_damaged_file(tmp_path, tf1_weights,
                                                                  monkeypatch):
   """Through the cache (as a training run converts), a truncated model.safetensors fails in

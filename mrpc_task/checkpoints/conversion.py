@@ -425,8 +425,14 @@ def _tf1_to_canonical(
 
 
 def _require(path: str):
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f'{path}: no such file (the conversion needs it)')
+  """Fails naming the missing folder (a misspelt --input), else the missing file."""
+  if tf.io.gfile.exists(path):
+    return
+  folder = os.path.dirname(path)
+  if folder and not tf.io.gfile.isdir(folder):
+    raise FileNotFoundError(f'{folder}: no such folder (the conversion reads '
+                            f'{os.path.basename(path)} there)')
+  raise FileNotFoundError(f'{path}: no such file (the conversion needs it)')
 
 
 def _read_json(path: str) -> Dict[str, Any]:
