@@ -144,16 +144,21 @@ def _download_hosts_unreachable(builder) -> bool:
 
 def _tfds_error(params, split: str, error: Optional[BaseException], *,
                 offline: bool) -> DataSourceError:
+  from mrpc_task import glue  # pylint: disable=g-import-not-at-top
   where = f'tfds_name={params.tfds_name!r} split={split!r}'
-  local = ("set the task's data folder variable (e.g. MRPC_DATA_DIR=/path/to/glue/MRPC, or "
-           'GLUE_DIR=/path/to/glue holding the GLUE task folders), or override '
-           f'{_data_key(params)}.source=tsv and {_data_key(params)}.tsv_dir=/path')
+  key = _data_key(params)
+  local = f'override {key}.source=tsv and {key}.tsv_dir=/path'
+  spec = next((spec for spec in glue.TASKS.values() if spec.tfds_name == params.tfds_name),
+              None)
+  if spec:  # A GLUE task: the variables its registered experiments read.
+    local = (f'set {spec.data_dir_env}=/path/to/glue/{spec.glue_folder} (or {glue.GLUE_DIR_ENV}'
+             f'=/path/to/glue holding the GLUE task folders), or {local}')
   if offline:
     return DataSourceError(
         f'{where}: TFDS must download it first and no download server is reachable '
-        f'(offline?). Without network, read local GLUE TSV files instead: {local}')
+        f'(offline?). Without network, read local TSV files instead: {local}')
   return DataSourceError(f'{where}: TFDS could not load it ({type(error).__name__}: {error}). '
-                         f'To read local GLUE TSV files instead: {local}')
+                         f'To read local TSV files instead: {local}')
 
 
 def _text_fields(params) -> List[str]:

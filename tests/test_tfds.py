@@ -63,12 +63,16 @@ def test_mrpc_downloads_are_registered():
     assert len(urls[url].checksum) == 64 and urls[url].size > 0, url
 
 
-def test_offline_load_fails_before_any_download_saying_why(tmp_path, monkeypatch):
-  """Loading glue/mrpc into an empty folder through the real TFDS code with no download host
-  resolvable (as on a machine without network; made so here whatever this machine has): it
-  fails before TFDS's ~3.5-minute retry loop starts, saying the servers are unreachable and
-  how to use local TSV files, and nothing is written."""
-  params = _data_config('bert_mrpc_minilm', monkeypatch)
+@pytest.mark.parametrize('experiment, variable', [
+    ('bert_mrpc_minilm', 'MRPC_DATA_DIR=/path/to/glue/MRPC'),
+    ('bert_rte_minilm', 'RTE_DATA_DIR=/path/to/glue/RTE')])
+def test_offline_load_fails_before_any_download_saying_why(tmp_path, monkeypatch, experiment,
+                                                           variable):
+  """Loading a GLUE task into an empty folder through the real TFDS code with no download
+  host resolvable (as on a machine without network; made so here whatever this machine has):
+  it fails before TFDS's ~3.5-minute retry loop starts, saying the servers are unreachable and
+  how to use local TSV files (the task's own data folder variable), and nothing is written."""
+  params = _data_config(experiment, monkeypatch)
   params.override({'tfds_data_dir': str(tmp_path), 'global_batch_size': 8})
   for name in ('https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'all_proxy',
                'ALL_PROXY'):
@@ -83,7 +87,7 @@ def test_offline_load_fails_before_any_download_saying_why(tmp_path, monkeypatch
   with pytest.raises(data.DataSourceError) as raised:
     data.build_dataset(params)
   message = str(raised.value)
-  assert 'no download server is reachable' in message and 'MRPC_DATA_DIR' in message
+  assert 'no download server is reachable' in message and f'set {variable} (or ' in message
   assert 'GLUE_DIR' in message and 'importlib_resources' not in message
   assert 'dl.fbaipublicfiles.com' in asked
   assert not [p for p in tmp_path.rglob('*') if p.is_file()]  # Nothing downloaded.
@@ -96,7 +100,10 @@ def test_a_failure_that_is_not_the_network_is_named(tmp_path, monkeypatch):
   with pytest.raises(data.DataSourceError, match="tfds_name='glue/no_such_task'.*TFDS could "
                                                  'not load it') as raised:
     data.build_dataset(params)
-  assert 'reachable' not in str(raised.value)
+  assert 'reachable' not in str(raised.value) and 'DATA_DIR' not in str(raised.value)
+  assert str(raised.value).endswith('To read local TSV files instead: override '
+                                    'task.validation_data.source=tsv and '
+                                    'task.validation_data.tsv_dir=/path')
 
 
 def test_network_errors_are_recognised_through_their_causes():
