@@ -43,7 +43,7 @@ export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 bash .ci/setup.sh
 .venv/bin/tfm train_experiment --experiment="$EXPERIMENT" --mode=train_and_eval \
   --model_dir="$MODEL_DIR" --noenable_async_checkpointing "$@"
-# Both of absl's forms: --flag=value, and --flag value.
+# Both of absl's double-dash forms: --flag=value, and --flag value.
 export_args=()
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do

@@ -373,21 +373,17 @@ def predict(serve, examples: Iterator[Example], out: TextIO, info: TaskInfo, *,
   return stats
 
 
-def _counted(count: int, noun: str) -> str:
-  return f'{count} {noun}' + ('' if count == 1 else 's')
-
-
 def summary_lines(stats: PredictionStats, skipped: tsv_reader.SkipLog) -> List[str]:
   """What to tell the user at the end: rows (saying so when there were none), skips and,
   on labeled input, the scores."""
-  lines = [f'predicted {_counted(stats.rows, "example")}' +
+  lines = [f'predicted {tsv_reader.counted(stats.rows, "example")}' +
            ('' if stats.rows or skipped.count else ' (the input holds none)')]
   if skipped.count:
-    lines.append(f'skipped {_counted(skipped.count, "row")}: {skipped}')
+    lines.append(f'skipped {tsv_reader.counted(skipped.count, "row")}: {skipped}')
   if stats.labeled:
     scores = stats.scores()
     shown = ' | '.join(f'{name} {scores[name]:.4f}' for name in stats.info.metrics)
-    lines.append(f'{_counted(stats.labeled, "labeled example")}: {shown}')
+    lines.append(f'{tsv_reader.counted(stats.labeled, "labeled example")}: {shown}')
   return lines
 
 

@@ -44,6 +44,8 @@ def check_has_checkpoint(model_dir: str, *, label: str = 'model_dir'):
   """Fails when model_dir holds no checkpoint to evaluate (Orbit would initialize the
   model instead and score that)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.isdir(model_dir):
+    raise ModelDirError(f'{label}={model_dir}: no such folder')
   if not tf.train.latest_checkpoint(model_dir):
     raise ModelDirError(
         f'{label}={model_dir} holds no checkpoint to evaluate (evaluating it would score the '
@@ -169,8 +171,8 @@ def load_run_config(model_dir: str, experiment: Optional[str] = None, *,
     (experiment name, locked config).
 
   Raises:
-    ModelDirError: no such folder, no params.yaml, an unreadable one, or a run of another
-      experiment.
+    ModelDirError: no such folder, no params.yaml, an unreadable one, a run of another
+      experiment, or no experiment recorded there nor given.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if not tf.io.gfile.isdir(model_dir):

@@ -202,8 +202,9 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
   model folder's checks and records, then `run` (or Model Garden's continuous fine-tuning).
 
   A model folder holding another experiment's run is refused before anything is written, and
-  so is `eval` of a folder without a checkpoint: Model Garden would score the initial weights
-  (an untrained head) and keep them as the best checkpoint. Pure evaluation modes record no
+  so is `eval` of a text task's folder without a checkpoint: Model Garden would score its
+  initial weights (the task restores the encoder only, so an untrained head) and keep them
+  as the best checkpoint. Other tasks (`--import`) may restore a whole model at start. Pure evaluation modes record no
   params.yaml or run there (a continuous evaluation may run beside the trainer).
 
   Returns:
@@ -213,6 +214,7 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
   from official.modeling import performance  # pylint: disable=g-import-not-at-top
   from official.nlp import continuous_finetune_lib  # pylint: disable=g-import-not-at-top
   from mrpc_task import experiment_config  # pylint: disable=g-import-not-at-top
+  from mrpc_task import configs  # pylint: disable=g-import-not-at-top
   from mrpc_task import runs  # pylint: disable=g-import-not-at-top
 
   experiment_config.parse_gin(gin_files, gin_params)
@@ -221,7 +223,7 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
       tf_data_service=tf_data_service, known=known)
   logging.debug('Experiment parameters: %s', params.as_dict())
   runs.check_model_dir(model_dir, experiment, params, label=model_dir_label)
-  if mode == 'eval':
+  if mode == 'eval' and isinstance(params.task, configs.TextTaskConfig):
     runs.check_has_checkpoint(model_dir, label=model_dir_label)
   if 'train' in mode:
     runs.warn_of_another_compute_type(model_dir, params, label=model_dir_label)

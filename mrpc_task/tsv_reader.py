@@ -296,12 +296,17 @@ class SkipLog:
     return ', '.join(self.messages) + (f', and {more} more' if more > 0 else '')
 
 
+def counted(count: int, noun: str) -> str:
+  """'1 row', '3 rows': messages read as sentences."""
+  return f'{count} {noun}' + ('' if count == 1 else 's')
+
+
 def _report(path: str, examples: TextExamples):
   if examples.skipped:
     skipped = SkipLog()
     for message in examples.skipped:
       skipped.add(message)
-    logging.warning('%s: skipped %d rows: %s', path, skipped.count, skipped)
+    logging.warning('%s: skipped %s: %s', path, counted(skipped.count, 'row'), skipped)
   if examples.duplicates:
     logging.warning('%s: %d rows repeat an earlier row; they are kept', path,
                     examples.duplicates)

@@ -415,10 +415,16 @@ def test_unreadable_hf_files_are_named(tmp_path, tf1_weights, damage, message):
 
 
 def test_a_misspelt_hf_folder_is_named_as_missing(tmp_path):
-  """A --input folder that does not exist is named as such, not as a missing config.json."""
+  """A --input folder that does not exist is named as such, not as a missing config.json;
+  a file given as the folder is named as a file."""
   with pytest.raises(FileNotFoundError, match=(
       rf'^{tmp_path}/hf_typo: no such folder \(the conversion reads config\.json there\)$')):
     conversion.convert_hf(tmp_path / 'hf_typo', tmp_path / 'out')
+  (tmp_path / 'config.json').write_text('{}')
+  with pytest.raises(FileNotFoundError, match=(
+      rf'^{tmp_path}/config\.json: is a file, not a folder \(name the folder holding '
+      r'config\.json\)$')):
+    conversion.convert_hf(tmp_path / 'config.json', tmp_path / 'out')
   assert not (tmp_path / 'out').exists()
 
 

@@ -242,17 +242,17 @@ def test_model_dir_of_another_experiment_or_model_is_refused(tmp_path, monkeypat
 
 
 def test_eval_of_a_folder_without_a_checkpoint_is_refused_before_writing(tmp_path, monkeypatch):
-  """`--mode=eval` of a new folder, or of a run that saved no checkpoint yet, is refused
-  naming the folder (Model Garden would score the initial weights and keep them as best),
-  and writes nothing; a folder with a checkpoint passes."""
+  """`--mode=eval` of a misspelt folder is refused as missing, and of a run that saved no
+  checkpoint yet as holding none (Model Garden would score the initial weights and keep them
+  as best); nothing is written. A folder with a checkpoint passes."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from mrpc_task import training  # pylint: disable=g-import-not-at-top
   monkeypatch.delenv('MRPC_DATA_DIR', raising=False)
   typo, no_checkpoint = str(tmp_path / 'typo'), _saved_run(tmp_path, 'bert_mrpc_tiny')
   before = sorted(os.listdir(no_checkpoint))
-  for model_dir in (typo, no_checkpoint):
-    with pytest.raises(runs.ModelDirError,
-                       match=rf'^--model_dir={model_dir} holds no checkpoint to evaluate '):
+  for model_dir, message in ((typo, ': no such folder$'),
+                             (no_checkpoint, ' holds no checkpoint to evaluate \\(')):
+    with pytest.raises(runs.ModelDirError, match=rf'^--model_dir={model_dir}{message}'):
       training.train_experiment('bert_mrpc_tiny', model_dir, 'eval',
                                 model_dir_label='--model_dir')
   assert not os.path.exists(typo) and sorted(os.listdir(no_checkpoint)) == before

@@ -425,10 +425,14 @@ def _tf1_to_canonical(
 
 
 def _require(path: str):
-  """Fails naming the missing folder (a misspelt --input), else the missing file."""
+  """Fails naming the folder when it is missing or a file (a misspelt or wrong --input), else
+  the missing file."""
   if tf.io.gfile.exists(path):
     return
   folder = os.path.dirname(path)
+  if folder and tf.io.gfile.exists(folder) and not tf.io.gfile.isdir(folder):
+    raise FileNotFoundError(f'{folder}: is a file, not a folder (name the folder holding '
+                            f'{os.path.basename(path)})')
   if folder and not tf.io.gfile.isdir(folder):
     raise FileNotFoundError(f'{folder}: no such folder (the conversion reads '
                             f'{os.path.basename(path)} there)')
