@@ -15,7 +15,9 @@ from registry import experiments
     ('fpu sse avx2 avx512f', False),
 ])
 def test_cpu_detection_reads_the_flags_line(tmp_path, flags, expected):
-  cpuinfo = tmp_path / 'cpuinfo'
+  # A name of its own per case: the answer is cached by path, and pytest (keeping only failed
+  # tests' folders) hands the next case the same tmp_path.
+  cpuinfo = tmp_path / f"cpuinfo_{flags.replace(' ', '_')}"
   cpuinfo.write_text(f'processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\n')
   assert cpu_features.has_fast_bfloat16(str(cpuinfo)) is expected
 
