@@ -40,12 +40,17 @@ def checkpoint_step(model_dir: str) -> int:
   return int(latest.rsplit('-', 1)[1]) if latest else 0
 
 
+def _require_folder(model_dir: str, label: str):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.isdir(model_dir):
+    raise ModelDirError(f'{label}={model_dir}: no such folder')
+
+
 def check_has_checkpoint(model_dir: str, *, label: str = 'model_dir'):
   """Fails when model_dir holds no checkpoint to evaluate (Orbit would initialize the
   model instead and score that)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not tf.io.gfile.isdir(model_dir):
-    raise ModelDirError(f'{label}={model_dir}: no such folder')
+  _require_folder(model_dir, label)
   if not tf.train.latest_checkpoint(model_dir):
     raise ModelDirError(
         f'{label}={model_dir} holds no checkpoint to evaluate (evaluating it would score the '
@@ -175,8 +180,7 @@ def load_run_config(model_dir: str, experiment: Optional[str] = None, *,
       experiment, or no experiment recorded there nor given.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not tf.io.gfile.isdir(model_dir):
-    raise ModelDirError(f'{label}={model_dir}: no such folder')
+  _require_folder(model_dir, label)
   recorded = recorded_experiment(model_dir)
   if recorded and experiment and recorded != experiment:
     raise ModelDirError(

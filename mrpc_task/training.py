@@ -204,8 +204,9 @@ def train_experiment(experiment: str, model_dir: str, mode: str, *,
   A model folder holding another experiment's run is refused before anything is written, and
   so is `eval` of a text task's folder without a checkpoint: Model Garden would score its
   initial weights (the task restores the encoder only, so an untrained head) and keep them
-  as the best checkpoint. Other tasks (`--import`) may restore a whole model at start. Pure evaluation modes record no
-  params.yaml or run there (a continuous evaluation may run beside the trainer).
+  as the best checkpoint. Other tasks (`--import`) may restore a whole model at start. Pure
+  evaluation modes record no params.yaml or run there (a continuous evaluation may run
+  beside the trainer).
 
   Returns:
     See `run`.

@@ -429,13 +429,11 @@ def _require(path: str):
   the missing file."""
   if tf.io.gfile.exists(path):
     return
-  folder = os.path.dirname(path)
-  if folder and tf.io.gfile.exists(folder) and not tf.io.gfile.isdir(folder):
-    raise FileNotFoundError(f'{folder}: is a file, not a folder (name the folder holding '
-                            f'{os.path.basename(path)})')
+  folder, name = os.path.split(path)
   if folder and not tf.io.gfile.isdir(folder):
-    raise FileNotFoundError(f'{folder}: no such folder (the conversion reads '
-                            f'{os.path.basename(path)} there)')
+    why = (f'is a file, not a folder (name the folder holding {name})'
+           if tf.io.gfile.exists(folder) else f'no such folder (the conversion reads {name} there)')
+    raise FileNotFoundError(f'{folder}: {why}')
   raise FileNotFoundError(f'{path}: no such file (the conversion needs it)')
 
 
